@@ -1,0 +1,1 @@
+"""Configuration and assembly: settings, the composition root, the scheduler table, the CLI."""

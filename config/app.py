@@ -1,0 +1,153 @@
+"""Composition root: builds every part from one ``Settings`` and wires them together.
+
+``open_services`` prepares storage (migrations on SQLite, catalog seed, secret key) and
+constructs the parts; ``build_http_app`` assembles the aiohttp application from the parts'
+routes. The daemon and the tests both use these two, so what is tested is what runs.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from config.http import BearerAuth, ReadinessCheck, health_routes, json_errors
+from config.seed import seed_catalog
+from config.settings import Settings
+from console.api import OpsApi
+from intake.accept import IntakeWriter
+from intake.api import ApiIntake
+from intake.attachments import AttachmentStore
+from intake.batch import BatchWriter
+from intake.metrics import IntakeMetrics
+from intake.webform import WebFormConfig, WebFormIntake
+from notifiers.outbox import Outbox
+from notifiers.templates import TemplateRenderer
+from routing.catalog import CatalogCache
+from routing.engine import RuleEngine
+from storage import migrate
+from storage.db import Database
+from storage.models import AppState
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    registry: CollectorRegistry
+    catalog: CatalogCache
+    renderer: TemplateRenderer
+    attachments: AttachmentStore
+    intake_metrics: IntakeMetrics
+    writer: IntakeWriter
+    secret_key: bytes
+    readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
+
+    async def close(self) -> None:
+        await self.db.close()
+
+
+async def ensure_secret_key(db: Database, configured: str) -> bytes:
+    """The configured key, else one generated once and kept in the database, so every
+    daemon sharing the database signs CSRF tokens alike and restarts keep them valid."""
+    if configured:
+        return configured.encode("utf-8")
+    async with db.session() as session, session.begin():
+        row = await session.get(AppState, "secret_key")
+        if row is None:
+            row = AppState(key="secret_key", value=secrets.token_hex(32))
+            session.add(row)
+    return row.value.encode("utf-8")
+
+
+async def prepare_database(settings: Settings, db: Database) -> None:
+    if db.is_sqlite and settings.database.auto_migrate:
+        await migrate.upgrade(settings.database.url)
+    async with db.session() as session, session.begin():
+        await seed_catalog(session, settings.catalog)
+
+
+async def open_services(settings: Settings, *, registry: CollectorRegistry | None = None) -> Services:
+    db = Database(
+        settings.database.url, pool_size=settings.database.pool_size, echo=settings.database.echo
+    )
+    try:
+        await prepare_database(settings, db)
+        catalog = CatalogCache(db)
+        await catalog.refresh()
+        secret_key = await ensure_secret_key(db, settings.http.secret_key)
+    except BaseException:
+        await db.close()
+        raise
+    # Taking no state from outside (no default registry) keeps several instances per
+    # process possible, which the tests rely on.
+    registry = registry or CollectorRegistry()
+    renderer = TemplateRenderer(default_language=settings.intake.default_language)
+    metrics = IntakeMetrics(registry)
+    writer = IntakeWriter(
+        db,
+        catalog,
+        BatchWriter(
+            Outbox(renderer),
+            RuleEngine(),
+            number_prefix=settings.cases.number_prefix,
+            number_width=settings.cases.number_width,
+        ),
+        metrics,
+        batch_max=settings.intake.batch_max,
+        queue_max=settings.intake.queue_max,
+    )
+    return Services(
+        settings=settings,
+        db=db,
+        registry=registry,
+        catalog=catalog,
+        renderer=renderer,
+        attachments=AttachmentStore(settings.intake.attachments_dir),
+        intake_metrics=metrics,
+        writer=writer,
+        secret_key=secret_key,
+    )
+
+
+def webform_config(services: Services) -> WebFormConfig:
+    s = services.settings
+    return WebFormConfig(
+        secret_key=services.secret_key,
+        rate_limit_per_minute=s.http.form_rate_limit_per_minute,
+        rate_limit_burst=s.http.form_rate_limit_burst,
+        trust_forwarded_for=s.http.trust_forwarded_for,
+        max_attachment_bytes=s.intake.max_attachment_bytes,
+        max_attachments=s.intake.max_attachments,
+        max_total_attachment_bytes=s.intake.max_total_attachment_bytes,
+        default_language=s.intake.default_language,
+        default_region=s.sms.default_region,
+    )
+
+
+def build_http_app(services: Services) -> web.Application:
+    auth = BearerAuth(services.db)
+    app = web.Application(
+        middlewares=[json_errors, auth.middleware],
+        client_max_size=services.settings.http.max_body_bytes,
+    )
+    form_config = webform_config(services)
+    parts = (
+        WebFormIntake(
+            services.writer,
+            services.catalog,
+            services.attachments,
+            services.intake_metrics,
+            form_config,
+        ),
+        ApiIntake(services.writer, services.catalog, services.intake_metrics, form_config),
+        OpsApi(services.db, services.catalog),
+    )
+    app.add_routes(health_routes(services.db, services.registry, services.readiness))
+    for part in parts:
+        app.add_routes(part.routes())
+    return app
+
+

@@ -1,0 +1,407 @@
+"""Typed, validated settings: one TOML file plus ``VENTANILLA_<SECTION>__<KEY>`` overrides.
+
+``load_settings`` is the only entry point. It reads the file, merges environment overrides,
+resolves ``*_file`` secrets and relative paths against the file's folder, and validates
+everything once. Problems are collected as ``ConfigProblem`` (key path + message) so that
+``ventanilla config check`` can print all of them and ``serve`` can refuse to start.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ENV_PREFIX = "VENTANILLA_"
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "example.toml"
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, so a typo cannot pass."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseSettings(Section):
+    url: str = "sqlite+aiosqlite:///ventanilla.db"
+    pool_size: int = Field(10, ge=1, le=200)
+    echo: bool = False
+    auto_migrate: bool = True  # SQLite only: `serve` runs `db upgrade` itself
+
+    @field_validator("url")
+    @classmethod
+    def _known_driver(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+
+class HttpSettings(Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    public_url: str = "http://127.0.0.1:8080"
+    max_body_bytes: int = Field(26_214_400, ge=1024)
+    secret_key: str = ""
+    secret_key_file: Path | None = None
+    form_rate_limit_per_minute: int = Field(20, ge=0)
+    form_rate_limit_burst: int = Field(10, ge=1)
+    trust_forwarded_for: bool = False
+
+
+class SmtpSettings(Section):
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(8025, ge=0, le=65535)
+    protocol: Literal["smtp", "lmtp"] = "smtp"
+    max_message_bytes: int = Field(26_214_400, ge=1024)
+
+
+class MailboxSettings(Section):
+    address: str
+    category: str | None = None
+    area: str | None = None
+    priority: str | None = None
+
+
+class ImapAccountSettings(Section):
+    host: str
+    port: int = Field(993, ge=1, le=65535)
+    security: Literal["none", "tls", "starttls"] = "tls"
+    username: str
+    password: str = ""
+    password_file: Path | None = None
+    folder: str = "INBOX"
+    after: Literal["move", "flag", "delete"] = "flag"
+    move_to: str = "Processed"
+    poll_seconds: int = Field(60, ge=1)
+    idle: bool = True
+
+
+class TelegramSettings(Section):
+    enabled: bool = False
+    token: str = ""
+    token_file: Path | None = None
+    mode: Literal["polling", "webhook"] = "polling"
+    api_base_url: str = "https://api.telegram.org"
+    webhook_secret: str = ""
+    webhook_secret_file: Path | None = None
+
+
+class TwilioSettings(Section):
+    enabled: bool = False
+    account_sid: str = ""
+    auth_token: str = ""
+    auth_token_file: Path | None = None
+    api_base_url: str = "https://api.twilio.com"
+    from_number: str = ""
+
+
+class VonageSettings(Section):
+    enabled: bool = False
+    api_key: str = ""
+    api_secret: str = ""
+    api_secret_file: Path | None = None
+    signature_secret: str = ""
+    signature_secret_file: Path | None = None
+    api_base_url: str = "https://rest.nexmo.com"
+    from_number: str = ""
+
+
+class SmsSettings(Section):
+    default_region: str = "AR"
+    twilio: TwilioSettings = TwilioSettings()
+    vonage: VonageSettings = VonageSettings()
+
+
+class EmailNotifierSettings(Section):
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(25, ge=1, le=65535)
+    security: Literal["none", "tls", "starttls"] = "none"
+    username: str = ""
+    password: str = ""
+    password_file: Path | None = None
+    sender: str = "Soporte <soporte@example.com>"
+
+
+class PushProviderSettings(Section):
+    enabled: bool = False
+    kind: Literal["fcm", "ntfy", "webpush"] = "ntfy"
+    api_base_url: str = ""
+    token: str = ""
+    token_file: Path | None = None
+
+
+class NotifierSettings(Section):
+    email: EmailNotifierSettings = EmailNotifierSettings()
+    push: dict[str, PushProviderSettings] = {}
+
+
+class IntakeSettings(Section):
+    attachments_dir: Path = Path("attachments")
+    max_attachment_bytes: int = Field(10_485_760, ge=1)
+    max_attachments: int = Field(10, ge=0)
+    max_total_attachment_bytes: int = Field(26_214_400, ge=1)
+    batch_max: int = Field(256, ge=1, le=10_000)
+    queue_max: int = Field(10_000, ge=1)
+    default_language: Literal["es", "en"] = "es"
+
+
+class CaseSettings(Section):
+    number_prefix: str = "CAS-"
+    number_width: int = Field(6, ge=1, le=12)
+
+
+class AreaSeed(Section):
+    name: str
+    default: bool = False
+
+
+class StatusSeed(Section):
+    name: str
+    kind: Literal["open", "pending", "closed"] = "open"
+    default: bool = False
+
+
+class PrioritySeed(Section):
+    name: str
+    colour: str = "#808080"
+    rank: int = 0
+    default: bool = False
+
+
+class SeveritySeed(Section):
+    name: str
+    rank: int = 0
+    default: bool = False
+
+
+class TechnicianSeed(Section):
+    name: str
+    email: str | None = None
+    phone: str | None = None
+    area: str | None = None
+
+
+class CategorySeed(Section):
+    name: str
+    comment: str = ""
+    price: float | None = None
+    area: str | None = None
+    technician: str | None = None
+    in_use: bool = True
+    available_technician_app: bool = True
+    available_customer_app: bool = True
+    available_web_portal: bool = True
+    customer_description: str = ""
+    colour: str = "#808080"
+    subreasons: list[str] = []
+    default: bool = False
+
+
+class CatalogSettings(Section):
+    """Seeded into the database on first start only; afterwards the database is the truth."""
+
+    areas: list[AreaSeed] = []
+    statuses: list[StatusSeed] = []
+    priorities: list[PrioritySeed] = []
+    severities: list[SeveritySeed] = []
+    technicians: list[TechnicianSeed] = []
+    categories: list[CategorySeed] = []
+
+    @model_validator(mode="after")
+    def _references_and_defaults(self) -> CatalogSettings:
+        kinds: dict[str, list[Any]] = {
+            "areas": list(self.areas),
+            "statuses": list(self.statuses),
+            "priorities": list(self.priorities),
+            "severities": list(self.severities),
+            "categories": list(self.categories),
+        }
+        for kind, items in kinds.items():
+            names = [item.name for item in items]
+            dupes = {n for n in names if names.count(n) > 1}
+            if dupes:
+                raise ValueError(f"{kind}: duplicate names {sorted(dupes)}")
+            if items and sum(1 for item in items if item.default) != 1:
+                raise ValueError(f"{kind}: exactly one item must have default = true")
+        areas = {a.name for a in self.areas}
+        techs = {t.name for t in self.technicians}
+        for cat in self.categories:
+            if cat.area and cat.area not in areas:
+                raise ValueError(f"categories: {cat.name!r} names unknown area {cat.area!r}")
+            if cat.technician and cat.technician not in techs:
+                raise ValueError(
+                    f"categories: {cat.name!r} names unknown technician {cat.technician!r}"
+                )
+        for tech in self.technicians:
+            if tech.area and tech.area not in areas:
+                raise ValueError(f"technicians: {tech.name!r} names unknown area {tech.area!r}")
+        return self
+
+
+class DaemonSettings(Section):
+    shutdown_timeout_seconds: float = Field(10.0, gt=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "text"] = "auto"
+    watchdog: bool = True
+
+
+class Settings(Section):
+    """The whole configuration. Built only by ``load_settings``."""
+
+    config_path: Path = DEFAULT_CONFIG
+    daemon: DaemonSettings = DaemonSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    http: HttpSettings = HttpSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    mailboxes: list[MailboxSettings] = []
+    imap: dict[str, ImapAccountSettings] = {}
+    telegram: TelegramSettings = TelegramSettings()
+    sms: SmsSettings = SmsSettings()
+    notifiers: NotifierSettings = NotifierSettings()
+    intake: IntakeSettings = IntakeSettings()
+    cases: CaseSettings = CaseSettings()
+    catalog: CatalogSettings = CatalogSettings()
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.message}"
+
+
+class ConfigError(Exception):
+    """Raised by ``load_settings`` with every problem found, each naming its key."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+def config_path_from(cli_value: str | None, environ: Mapping[str, str]) -> Path:
+    """``--config``, else ``VENTANILLA_CONFIG``, else the shipped example."""
+    if cli_value:
+        return Path(cli_value)
+    if environ.get("VENTANILLA_CONFIG"):
+        return Path(environ["VENTANILLA_CONFIG"])
+    return DEFAULT_CONFIG
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """``VENTANILLA_HTTP__PORT=9000`` → ``{"http": {"port": "9000"}}`` (pydantic coerces)."""
+    tree: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
+        node = tree
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                break
+        else:
+            node[path[-1]] = _parse_env_value(value)
+    return tree
+
+
+def _parse_env_value(value: str) -> Any:
+    """Accept TOML literals (lists, booleans) from the environment, else the raw string."""
+    try:
+        return tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        return value
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _resolve_paths(node: Any, base: Path, key: str, problems: list[ConfigProblem]) -> Any:
+    """Walk the raw tree: resolve ``*_file``/``*_dir`` paths and read ``*_file`` secrets."""
+    if isinstance(node, list):
+        return [_resolve_paths(v, base, f"{key}[{i}]", problems) for i, v in enumerate(node)]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for name, value in node.items():
+        path = f"{key}.{name}" if key else name
+        if isinstance(value, str) and (name.endswith("_file") or name.endswith("_dir")) and value:
+            resolved = Path(value) if Path(value).is_absolute() else base / value
+            out[name] = resolved
+            if name.endswith("_file"):
+                secret_key = name[: -len("_file")]
+                try:
+                    out[secret_key] = resolved.read_text(encoding="utf-8").strip()
+                except OSError as exc:
+                    problems.append(ConfigProblem(path, f"cannot read {resolved}: {exc.strerror}"))
+        else:
+            out[name] = _resolve_paths(value, base, path, problems)
+    return out
+
+
+def _resolve_sqlite_url(url: str, base: Path) -> str:
+    prefix = "sqlite+aiosqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+        return prefix + str((base / url[len(prefix) :]).resolve())
+    return url
+
+
+def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read, merge, resolve and validate; raise ``ConfigError`` listing every problem."""
+    environ = os.environ if environ is None else environ
+    problems: list[ConfigProblem] = []
+    path = path.resolve()
+    try:
+        raw: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError([ConfigProblem("--config", f"cannot read {path}: {exc.strerror}")]) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([ConfigProblem(str(path), f"invalid TOML: {exc}")]) from exc
+    raw = _deep_merge(raw, _env_overrides(environ))
+    if "config_path" in raw:
+        problems.append(ConfigProblem("config_path", "is set by --config, not in the file"))
+        raw.pop("config_path")
+    base = path.parent
+    raw = _resolve_paths(raw, base, "", problems)
+    database = raw.get("database")
+    if isinstance(database, dict) and isinstance(database.get("url"), str):
+        database["url"] = _resolve_sqlite_url(database["url"], base)
+    intake = raw.setdefault("intake", {})
+    if isinstance(intake, dict):
+        attachments = intake.get("attachments_dir", "attachments")
+        if isinstance(attachments, str | Path) and not Path(attachments).is_absolute():
+            intake["attachments_dir"] = base / attachments
+    raw["config_path"] = path
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "(root)"
+            message = err["msg"]
+            if err["type"] == "extra_forbidden":
+                message = "unknown key"
+            problems.append(ConfigProblem(key, message))
+        raise ConfigError(problems) from exc
+    if problems:
+        raise ConfigError(problems)
+    return settings

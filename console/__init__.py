@@ -1,0 +1,1 @@
+"""Operations console: the authenticated REST API and (later) the web pages."""

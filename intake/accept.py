@@ -1,0 +1,225 @@
+"""The only inbound write path: ``IntakeWriter.accept`` and the single group-commit writer.
+
+Adapters call ``accept(msg)``; it queues the message and waits. One writer task takes
+whatever is queued, writes it in one transaction (``intake.batch``) and resolves every
+waiting caller only after the commit, so an adapter never acknowledges an uncommitted
+message. If the batch fails for a reason other than the database being down, the writer
+replays the batch one message at a time so one bad message cannot fail its batch-mates;
+a message that still fails is committed as a failed inbound row with its raw bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+
+from intake.batch import BatchItem, BatchWriter
+from intake.message import AcceptResult, InboundMessage
+from intake.metrics import IntakeMetrics
+from routing.catalog import CatalogCache
+from storage.db import Database, StorageUnavailable, is_unavailable_error
+from storage.models import Inbound, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class IntakeOverloaded(StorageUnavailable):
+    """The writer's queue is full; the sender should retry shortly."""
+
+
+@dataclass
+class _Pending:
+    item: BatchItem
+    future: asyncio.Future[AcceptResult]
+    queued_at: float = field(default_factory=time.perf_counter)
+
+
+_STOP = object()
+
+
+class IntakeWriter:
+    """Owns the accept queue and the writer task (``run``) that drains it."""
+
+    def __init__(
+        self,
+        db: Database,
+        catalog: CatalogCache,
+        batch_writer: BatchWriter,
+        metrics: IntakeMetrics,
+        *,
+        batch_max: int = 256,
+        queue_max: int = 10_000,
+    ) -> None:
+        self.db = db
+        self.catalog = catalog
+        self.batch_writer = batch_writer
+        self.metrics = metrics
+        self.batch_max = batch_max
+        self._queue: asyncio.Queue[_Pending | object] = asyncio.Queue(maxsize=queue_max)
+        self._closing = False
+        self.running = False
+        self.on_batch: Callable[[int], None] | None = None  # test hook: batch sizes
+
+    # --- the adapters' side ----------------------------------------------------------
+
+    async def accept(self, msg: InboundMessage) -> AcceptResult:
+        """Persist ``msg`` (dedup, route, enqueue acknowledgements); return after commit.
+
+        Raises ``StorageUnavailable`` when the database cannot take it now: the adapter
+        must answer a temporary failure (SMTP 451, HTTP 503) so the sender retries.
+        """
+        return await self._submit(BatchItem(msg))
+
+    async def retry(self, inbound_id: int) -> AcceptResult:
+        """Replay a failed inbound row from its stored normalized form."""
+        async with self.db.session() as session:
+            row = await session.get(Inbound, inbound_id)
+        if row is None:
+            raise LookupError(f"no inbound message {inbound_id}")
+        if row.status != "failed":
+            raise ValueError(f"inbound message {inbound_id} is {row.status}, not failed")
+        if not row.normalized:
+            raise ValueError(f"inbound message {inbound_id} has no normalized form to replay")
+        msg = InboundMessage.from_json(row.normalized, row.raw)
+        return await self._submit(BatchItem(msg, retry_of=inbound_id))
+
+    async def _submit(self, item: BatchItem) -> AcceptResult:
+        if self._closing or not self.running:
+            raise StorageUnavailable("intake is not running")
+        future: asyncio.Future[AcceptResult] = asyncio.get_running_loop().create_future()
+        pending = _Pending(item, future)
+        try:
+            self._queue.put_nowait(pending)
+        except asyncio.QueueFull:
+            raise IntakeOverloaded("intake queue is full") from None
+        # Shielded: if the client goes away the message is still written, and the caller
+        # being cancelled must not cancel the shared future other code may look at.
+        result = await asyncio.shield(future)
+        channel = item.msg.channel.value
+        self.metrics.observe(channel, result.outcome, time.perf_counter() - pending.queued_at)
+        return result
+
+    # --- the writer's side -----------------------------------------------------------
+
+    async def run(self) -> None:
+        """Drain the queue until ``close`` is called and everything queued is written."""
+        self.running = True
+        try:
+            while True:
+                first = await self._queue.get()
+                if first is _STOP:
+                    break
+                batch = [first]
+                while len(batch) < self.batch_max and not self._queue.empty():
+                    nxt = self._queue.get_nowait()
+                    if nxt is _STOP:
+                        self._queue.put_nowait(_STOP)  # finish this batch, then stop
+                        break
+                    batch.append(nxt)
+                # Shielded so that a cancellation mid-batch still lets the commit finish
+                # and every waiting caller get its answer.
+                await asyncio.shield(self._write([p for p in batch if isinstance(p, _Pending)]))
+        finally:
+            self.running = False
+            self._fail_queued()
+
+    async def close(self) -> None:
+        """Stop taking new messages; ``run`` returns once the queue is drained."""
+        self._closing = True
+        await self._queue.put(_STOP)
+
+    def _fail_queued(self) -> None:
+        while not self._queue.empty():
+            pending = self._queue.get_nowait()
+            if isinstance(pending, _Pending) and not pending.future.done():
+                pending.future.set_exception(StorageUnavailable("intake stopped"))
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        if self.on_batch is not None:
+            self.on_batch(len(batch))
+        try:
+            results = await self._write_items([p.item for p in batch])
+        except Exception as exc:
+            if is_unavailable_error(exc) or len(batch) == 1:
+                self._fail_batch(batch, exc)
+                return
+            log.warning("batch of %d failed (%s); writing one by one", len(batch), exc)
+            for pending in batch:
+                await self._write_one(pending)
+            return
+        for pending, result in zip(batch, results, strict=True):
+            if not pending.future.done():
+                pending.future.set_result(result)
+
+    async def _write_items(self, items: list[BatchItem]) -> list[AcceptResult]:
+        async with self.db.session() as session, session.begin():
+            return await self.batch_writer.write(session, items, self.catalog.current)
+
+    async def _write_one(self, pending: _Pending) -> None:
+        result: AcceptResult | None = None
+        error: Exception | None = None
+        for _attempt in range(2):  # an IntegrityError may be a concurrent writer: retry once
+            try:
+                result = (await self._write_items([pending.item]))[0]
+                break
+            except IntegrityError as exc:
+                error = exc
+            except Exception as exc:
+                error = exc
+                break
+        if result is None and error is not None and not is_unavailable_error(error):
+            try:
+                result = await self._record_failure(pending.item, error)
+            except Exception as exc:
+                error = exc
+        if pending.future.done():
+            return
+        if result is not None:
+            pending.future.set_result(result)
+        else:
+            self._fail_batch([pending], error or RuntimeError("unknown write failure"))
+
+    async def _record_failure(self, item: BatchItem, error: Exception) -> AcceptResult:
+        """Keep the raw message as a failed row: nothing accepted is ever lost."""
+        msg = item.msg
+        text = f"{type(error).__name__}: {error}"[:4000]
+        log.error("inbound %s/%s failed: %s", msg.channel.value, msg.external_id, text)
+        async with self.db.session() as session, session.begin():
+            if item.retry_of is not None:
+                return AcceptResult("failed", item.retry_of, None, text)
+            existing = await session.scalar(
+                select(Inbound.id).where(
+                    Inbound.channel == msg.channel.value, Inbound.external_id == msg.external_id
+                )
+            )
+            if existing is not None:
+                return AcceptResult("duplicate", existing, None)
+            inbound_id = await session.scalar(
+                insert(Inbound)
+                .values(
+                    channel=msg.channel.value,
+                    external_id=msg.external_id,
+                    received_at=utcnow(),
+                    status="failed",
+                    error=text,
+                    raw=msg.raw,
+                    normalized=msg.to_json(),
+                    retries=0,
+                )
+                .returning(Inbound.id)
+            )
+        assert inbound_id is not None
+        return AcceptResult("failed", inbound_id, None, text)
+
+    def _fail_batch(self, batch: list[_Pending], exc: BaseException) -> None:
+        log.error("cannot store %d inbound message(s): %s", len(batch), exc)
+        self.metrics.storage_errors.inc(len(batch))
+        for pending in batch:
+            if not pending.future.done():
+                pending.future.set_exception(StorageUnavailable(str(exc)))

@@ -1,0 +1,475 @@
+"""Writing one batch of inbound messages inside one transaction, set-based.
+
+For a batch the writer issues a fixed number of statements (dedup lookup, identity lookup,
+thread lookup, then one multi-row INSERT per table) instead of a dozen per message: the
+per-statement round trip through the async driver is what makes naive intake slow (see
+PERFORMANCE.md). A message whose routing raises is stored as a failed inbound row in the
+same batch; database errors are the caller's to handle (it retries message by message).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from intake.message import AcceptResult, InboundMessage
+from notifiers.outbox import OutboundRequest, Outbox
+from routing.catalog import CatalogSnapshot
+from routing.engine import RoutingInput, RuleEngine
+from storage.models import (
+    Attachment,
+    Case,
+    CaseEvent,
+    Counter,
+    Customer,
+    CustomerIdentity,
+    Inbound,
+    Message,
+    utcnow,
+)
+
+
+@dataclass
+class BatchItem:
+    """A message waiting to be written; ``retry_of`` names a failed inbound row to replay."""
+
+    msg: InboundMessage
+    retry_of: int | None = None
+
+
+@dataclass
+class _BatchState:
+    """Per-batch bookkeeping, so the writer itself keeps nothing between batches."""
+
+    now: datetime
+    new_customers: list[tuple[str, list[tuple[str, str]]]] = field(default_factory=list)
+    firsts: dict[tuple[str, str], _Work] = field(default_factory=dict)
+    dup_numbers: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Work:
+    item: BatchItem
+    outcome: str = ""
+    error: str | None = None
+    customer_id: int | None = None
+    new_customer: int | None = None  # index into the batch's new customers
+    case_id: int | None = None
+    case_number: str | None = None
+    new_case: dict[str, Any] | None = None
+    reasons: tuple[str, ...] = ()
+    duplicate_of: tuple[int, int | None] | None = None
+    inbound_id: int = 0
+    identities: list[tuple[str, str]] = field(default_factory=list)
+
+
+def identities_of(msg: InboundMessage) -> list[tuple[str, str]]:
+    sender = msg.sender
+    found: list[tuple[str, str]] = []
+    if sender.email:
+        found.append(("email", sender.email.strip().lower()))
+    if sender.phone:
+        found.append(("phone", sender.phone))
+    if sender.telegram_id:
+        found.append(("telegram", sender.telegram_id))
+    return found
+
+
+class BatchWriter:
+    """Turns a list of ``BatchItem`` into rows. Holds no state between batches."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        engine: RuleEngine,
+        *,
+        number_prefix: str,
+        number_width: int,
+    ) -> None:
+        self.outbox = outbox
+        self.engine = engine
+        self.prefix = number_prefix
+        self.width = number_width
+        self._tag = re.compile(r"\[(" + re.escape(number_prefix) + r"\d{1,12})\]")
+
+    def format_number(self, n: int) -> str:
+        return f"{self.prefix}{n:0{self.width}d}"
+
+    async def write(
+        self, session: AsyncSession, items: list[BatchItem], catalog: CatalogSnapshot
+    ) -> list[AcceptResult]:
+        now = utcnow()
+        st = _BatchState(now=now)
+        work = [_Work(item=i, identities=identities_of(i.msg)) for i in items]
+        await self._mark_duplicates(session, work, st)
+        fresh = [w for w in work if w.duplicate_of is None]
+        await self._find_customers(session, fresh, st)
+        await self._find_threads(session, fresh)
+        for w in fresh:
+            if w.case_id is None:
+                self._route(w, catalog, now)
+        await self._insert_customers(session, fresh, st)
+        await self._insert_cases(session, fresh, now)
+        await self._insert_inbound(session, fresh, now)
+        await self._insert_timeline(session, fresh, catalog, now)
+        return [self._result(w, st) for w in work]
+
+    # --- lookups ---------------------------------------------------------------------
+
+    async def _mark_duplicates(
+        self, session: AsyncSession, work: list[_Work], st: _BatchState
+    ) -> None:
+        keys = {
+            (w.item.msg.channel.value, w.item.msg.external_id) for w in work if not w.item.retry_of
+        }
+        known: dict[tuple[str, str], tuple[int, int | None]] = {}
+        if keys:
+            rows = await session.execute(
+                select(Inbound.channel, Inbound.external_id, Inbound.id, Inbound.case_id).where(
+                    tuple_(Inbound.channel, Inbound.external_id).in_(list(keys))
+                )
+            )
+            known = {(r.channel, r.external_id): (r.id, r.case_id) for r in rows}
+        seen: dict[tuple[str, str], _Work] = {}
+        for w in work:
+            if w.item.retry_of:
+                continue
+            key = (w.item.msg.channel.value, w.item.msg.external_id)
+            if key in known:
+                w.duplicate_of = known[key]
+            elif key in seen:
+                w.duplicate_of = (-1, None)  # resolved after the first one is written
+                w.inbound_id = -1
+            else:
+                seen[key] = w
+        st.firsts = seen
+        numbers = {case_id for (_i, case_id) in known.values() if case_id}
+        if numbers:
+            rows = await session.execute(select(Case.id, Case.number).where(Case.id.in_(numbers)))
+            st.dup_numbers = {r.id: r.number for r in rows}
+
+    async def _find_customers(
+        self, session: AsyncSession, work: list[_Work], st: _BatchState
+    ) -> None:
+        wanted = {ident for w in work for ident in w.identities}
+        found: dict[tuple[str, str], int] = {}
+        if wanted:
+            rows = await session.execute(
+                select(
+                    CustomerIdentity.kind, CustomerIdentity.value, CustomerIdentity.customer_id
+                ).where(tuple_(CustomerIdentity.kind, CustomerIdentity.value).in_(list(wanted)))
+            )
+            found = {(r.kind, r.value): r.customer_id for r in rows}
+        pending: dict[tuple[str, str], int] = {}
+        for w in work:
+            known = next((found[i] for i in w.identities if i in found), None)
+            if known is not None:
+                w.customer_id = known
+                # Identities this message adds to a known customer (e.g. a phone).
+                w.identities = [i for i in w.identities if i not in found]
+                continue
+            index = next((pending[i] for i in w.identities if i in pending), None)
+            if index is None:
+                index = len(st.new_customers)
+                st.new_customers.append((w.item.msg.sender.name, []))
+            for ident in w.identities:
+                if ident not in pending:
+                    pending[ident] = index
+                    st.new_customers[index][1].append(ident)
+            w.new_customer = index
+            w.identities = []
+
+    async def _find_threads(self, session: AsyncSession, work: list[_Work]) -> None:
+        """A subject tag or a reply header naming one of our cases continues that case."""
+        tags = {w: m.group(1) for w in work if (m := self._tag.search(w.item.msg.subject))}
+        reply_ids = {ref for w in work for ref in w.item.msg.in_reply_to}
+        by_number: dict[str, tuple[int, int]] = {}
+        by_ref: dict[str, tuple[int, int]] = {}
+        if tags:
+            rows = await session.execute(
+                select(Case.number, Case.id, Case.customer_id).where(
+                    Case.number.in_(set(tags.values()))
+                )
+            )
+            by_number = {r.number: (r.id, r.customer_id) for r in rows}
+        if reply_ids:
+            rows = await session.execute(
+                select(Message.external_id, Message.case_id, Case.customer_id)
+                .join(Case, Case.id == Message.case_id)
+                .where(Message.external_id.in_(reply_ids))
+            )
+            by_ref = {r.external_id: (r.case_id, r.customer_id) for r in rows}
+        for w in work:
+            hits = [by_ref[r] for r in w.item.msg.in_reply_to if r in by_ref]
+            if w in tags and tags[w] in by_number:
+                hits.append(by_number[tags[w]])
+            # Only the case's own customer may continue it: a guessed number in a subject
+            # must not let a stranger write into someone else's case.
+            for case_id, owner in hits:
+                if w.customer_id is not None and owner == w.customer_id:
+                    w.case_id = case_id
+                    w.outcome = "continued"
+                    break
+
+    def _route(self, w: _Work, catalog: CatalogSnapshot, now: datetime) -> None:
+        msg = w.item.msg
+        try:
+            decision = self.engine.decide(
+                RoutingInput(
+                    channel=msg.channel.value,
+                    category=msg.category,
+                    subreason=msg.subreason,
+                    area=msg.area,
+                    priority=msg.priority,
+                ),
+                catalog,
+            )
+        except Exception as exc:  # recorded as a failed inbound row, replayable later
+            w.outcome = "failed"
+            w.error = f"routing: {type(exc).__name__}: {exc}"
+            return
+        title = msg.subject.strip() or (msg.text.strip().splitlines() or [""])[0][:120]
+        w.new_case = {
+            "title": (title or "(sin asunto)")[:500],
+            "description": msg.text,
+            "status_id": decision.status_id,
+            "priority_id": decision.priority_id,
+            "severity_id": decision.severity_id,
+            "category_id": decision.category_id,
+            "subreason": decision.subreason,
+            "area_id": decision.area_id,
+            "assignee_id": decision.assignee_id,
+            "contact": msg.sender.email or msg.sender.phone or msg.sender.telegram_id or "",
+            "origin_channel": msg.channel.value,
+            "language": msg.language,
+            "tags": [],
+            "cc": [],
+            "is_public": True,
+            "solution": "",
+            "escalation_level": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        w.reasons = decision.reasons
+        w.outcome = "created"
+
+    # --- inserts ---------------------------------------------------------------------
+
+    async def _insert_customers(
+        self, session: AsyncSession, work: list[_Work], st: _BatchState
+    ) -> None:
+        now = st.now
+        ids: list[int] = []
+        if st.new_customers:
+            result = await session.execute(
+                insert(Customer).returning(Customer.id, sort_by_parameter_order=True),
+                [
+                    {"name": name, "created_at": now, "updated_at": now}
+                    for name, _ in st.new_customers
+                ],
+            )
+            ids = list(result.scalars())
+        rows = [
+            {"customer_id": ids[i], "kind": kind, "value": value, "created_at": now}
+            for i, (_name, idents) in enumerate(st.new_customers)
+            for kind, value in idents
+        ]
+        rows += [
+            {"customer_id": w.customer_id, "kind": kind, "value": value, "created_at": now}
+            for w in work
+            if w.customer_id is not None
+            for kind, value in w.identities
+        ]
+        if rows:
+            await session.execute(insert(CustomerIdentity), rows)
+        for w in work:
+            if w.new_customer is not None:
+                w.customer_id = ids[w.new_customer]
+
+    async def _insert_cases(self, session: AsyncSession, work: list[_Work], now: datetime) -> None:
+        new = [w for w in work if w.new_case is not None and w.outcome == "created"]
+        if new:
+            # Reserving the numbers with one UPDATE … RETURNING takes the counter row's lock
+            # until commit, so concurrent writers (several daemons on PostgreSQL) never share
+            # a number; the unique index on cases.number is the backstop.
+            last = await session.scalar(
+                update(Counter)
+                .where(Counter.name == "case")
+                .values(value=Counter.value + len(new))
+                .returning(Counter.value)
+            )
+            if last is None:
+                raise RuntimeError("case counter row missing: run `ventanilla db upgrade`")
+            first = last - len(new) + 1
+            for offset, w in enumerate(new):
+                w.case_number = self.format_number(first + offset)
+                assert w.new_case is not None
+                w.new_case.update(number=w.case_number, customer_id=w.customer_id)
+            result = await session.execute(
+                insert(Case).returning(Case.id, sort_by_parameter_order=True),
+                [w.new_case for w in new if w.new_case is not None],
+            )
+            for w, case_id in zip(new, result.scalars(), strict=True):
+                w.case_id = case_id
+        continued = {w.case_id for w in work if w.outcome == "continued"}
+        if continued:
+            await session.execute(update(Case).where(Case.id.in_(continued)).values(updated_at=now))
+            rows = await session.execute(select(Case.id, Case.number).where(Case.id.in_(continued)))
+            numbers = {r.id: r.number for r in rows}
+            for w in work:
+                if w.outcome == "continued" and w.case_id is not None:
+                    w.case_number = numbers[w.case_id]
+
+    async def _insert_inbound(
+        self, session: AsyncSession, work: list[_Work], now: datetime
+    ) -> None:
+        fresh = [w for w in work if w.item.retry_of is None]
+        if fresh:
+            result = await session.execute(
+                insert(Inbound).returning(Inbound.id, sort_by_parameter_order=True),
+                [self._inbound_row(w, now) for w in fresh],
+            )
+            for w, inbound_id in zip(fresh, result.scalars(), strict=True):
+                w.inbound_id = inbound_id
+        for w in work:
+            if w.item.retry_of is not None:
+                w.inbound_id = w.item.retry_of
+                row = self._inbound_row(w, now)
+                await session.execute(
+                    update(Inbound)
+                    .where(Inbound.id == w.item.retry_of)
+                    .values(
+                        status=row["status"],
+                        error=row["error"],
+                        case_id=row["case_id"],
+                        normalized=row["normalized"],
+                        retries=Inbound.retries + 1,
+                    )
+                )
+
+    def _inbound_row(self, w: _Work, now: datetime) -> dict[str, Any]:
+        msg = w.item.msg
+        return {
+            "channel": msg.channel.value,
+            "external_id": msg.external_id,
+            "received_at": now,
+            "status": "failed" if w.outcome == "failed" else "processed",
+            "error": w.error,
+            "raw": msg.raw,
+            "normalized": msg.to_json(),
+            "case_id": w.case_id,
+            "retries": 0,
+        }
+
+    async def _insert_timeline(
+        self, session: AsyncSession, work: list[_Work], catalog: CatalogSnapshot, now: datetime
+    ) -> None:
+        ok = [w for w in work if w.outcome in ("created", "continued")]
+        if not ok:
+            return
+        result = await session.execute(
+            insert(Message).returning(Message.id, sort_by_parameter_order=True),
+            [
+                {
+                    "case_id": w.case_id,
+                    "inbound_id": w.inbound_id,
+                    "direction": "in",
+                    "channel": w.item.msg.channel.value,
+                    "external_id": w.item.msg.external_id,
+                    "sender": w.item.msg.sender.display()[:320],
+                    "subject": w.item.msg.subject[:1000],
+                    "text": w.item.msg.text,
+                    "html": w.item.msg.html,
+                    "auto_submitted": w.item.msg.auto_submitted,
+                    "created_at": now,
+                }
+                for w in ok
+            ],
+        )
+        message_ids = list(result.scalars())
+        attachments = [
+            {
+                "message_id": mid,
+                "sha256": a.sha256,
+                "size": a.size,
+                "content_type": a.content_type,
+                "filename": a.filename,
+            }
+            for w, mid in zip(ok, message_ids, strict=True)
+            for a in w.item.msg.attachments
+        ]
+        if attachments:
+            await session.execute(insert(Attachment), attachments)
+        events: list[dict[str, Any]] = []
+        acks: list[OutboundRequest] = []
+        for w in ok:
+            msg = w.item.msg
+            if w.outcome == "created":
+                events.append(self._event(w, "created", {"channel": msg.channel.value}, now))
+                events.append(self._event(w, "routed", {"reasons": list(w.reasons)}, now))
+            else:
+                events.append(
+                    self._event(w, "message_received", {"channel": msg.channel.value}, now)
+                )
+            ack = self._ack_for(w, catalog)
+            if isinstance(ack, str):
+                events.append(self._event(w, "ack_suppressed", {"reason": ack}, now))
+            elif ack is not None:
+                acks.append(ack)
+        await session.execute(insert(CaseEvent), events)
+        await self.outbox.enqueue(session, acks, now)
+
+    def _event(self, w: _Work, kind: str, detail: dict[str, Any], now: datetime) -> dict[str, Any]:
+        return {
+            "case_id": w.case_id,
+            "kind": kind,
+            "detail": detail,
+            "actor": "system",
+            "created_at": now,
+        }
+
+    def _ack_for(self, w: _Work, catalog: CatalogSnapshot) -> OutboundRequest | str | None:
+        """The acknowledgement to enqueue, or the reason it is suppressed (a str)."""
+        msg = w.item.msg
+        if w.outcome != "created":
+            return None  # follow-ups are not acknowledged again
+        if msg.suppress_ack_reason:
+            return msg.suppress_ack_reason
+        if msg.auto_submitted:
+            return "automatic message (loop protection)"
+        category = catalog.get("categories", (w.new_case or {}).get("category_id"))
+        context = {
+            "case_number": w.case_number,
+            "title": (w.new_case or {}).get("title", ""),
+            "customer_name": msg.sender.name,
+            "category": category.public_name if category else "",
+        }
+        if msg.sender.email:
+            return OutboundRequest(
+                "email",
+                "ack_email",
+                msg.language,
+                msg.sender.email,
+                context,
+                w.case_id,
+                w.customer_id,
+            )
+        if msg.sender.phone:
+            return OutboundRequest(
+                "sms", "ack_sms", msg.language, msg.sender.phone, context, w.case_id, w.customer_id
+            )
+        return "no address to acknowledge to"
+
+    def _result(self, w: _Work, st: _BatchState) -> AcceptResult:
+        if w.duplicate_of is not None:
+            if w.duplicate_of[0] == -1:
+                first = st.firsts[(w.item.msg.channel.value, w.item.msg.external_id)]
+                return AcceptResult("duplicate", first.inbound_id, first.case_number)
+            inbound_id, case_id = w.duplicate_of
+            return AcceptResult("duplicate", inbound_id, st.dup_numbers.get(case_id or 0))
+        return AcceptResult(w.outcome, w.inbound_id, w.case_number, w.error, w.reasons)

@@ -1,0 +1,99 @@
+"""The one inbound type: every channel adapter produces an ``InboundMessage``.
+
+Routing and storage see only these typed fields, never a channel library's objects; if a
+channel fact matters to a rule it becomes a field here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    WEB = "web"
+    API = "api"
+    TELEGRAM = "telegram"
+    SMS = "sms"
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """A sender or recipient identity. ``email`` lower-cased, ``phone`` E.164."""
+
+    name: str = ""
+    email: str | None = None
+    phone: str | None = None
+    telegram_id: str | None = None
+
+    def display(self) -> str:
+        ident = (
+            self.email or self.phone or (f"telegram:{self.telegram_id}" if self.telegram_id else "")
+        )
+        return f"{self.name} <{ident}>" if self.name and ident else (ident or self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file already written to the content-addressed store (see intake.attachments)."""
+
+    sha256: str
+    size: int
+    content_type: str
+    filename: str
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    channel: Channel
+    external_id: str
+    sender: Address
+    raw: bytes
+    subject: str = ""
+    text: str = ""
+    html: str | None = None
+    recipients: tuple[str, ...] = ()
+    attachments: tuple[Attachment, ...] = ()
+    # Thread hints: email Message-ID headers, or a chat/phone conversation key.
+    in_reply_to: tuple[str, ...] = ()
+    conversation_key: str | None = None
+    auto_submitted: bool = False
+    # Customer choices and presets (web form, API, mailbox presets).
+    category: str | None = None
+    subreason: str | None = None
+    area: str | None = None
+    priority: str | None = None
+    language: str = "es"
+    # Do not acknowledge (imports, automatic mail); the reason is recorded.
+    suppress_ack_reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The normalized form stored beside the raw bytes (everything but ``raw``)."""
+        data = dataclasses.asdict(self)
+        data.pop("raw")
+        data["channel"] = self.channel.value
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], raw: bytes) -> InboundMessage:
+        fields = dict(data)
+        fields["channel"] = Channel(fields["channel"])
+        fields["sender"] = Address(**fields["sender"])
+        fields["attachments"] = tuple(Attachment(**a) for a in fields.get("attachments", ()))
+        for name in ("recipients", "in_reply_to"):
+            fields[name] = tuple(fields.get(name, ()))
+        return cls(raw=raw, **fields)
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptResult:
+    """What ``accept`` tells the adapter once the message is committed."""
+
+    outcome: str  # created | continued | duplicate | failed
+    inbound_id: int
+    case_number: str | None = None
+    error: str | None = None
+    reasons: tuple[str, ...] = field(default=())

@@ -1,0 +1,1 @@
+"""Outbound notifications: templates, the outbox and (later) the dispatcher and notifiers."""

@@ -1,0 +1,63 @@
+"""Enqueueing outbound notifications: rows written in the caller's transaction.
+
+Nothing leaves Ventanilla except through these rows; the dispatcher (a later part) claims
+them. Writing them in the same transaction as the case makes "case stored but customer never
+told" impossible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from notifiers.templates import TemplateRenderer
+from storage.models import Notification
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundRequest:
+    channel: str  # email | sms | push | telegram
+    template: str
+    language: str
+    recipient: str
+    context: dict[str, Any]
+    case_id: int | None = None
+    customer_id: int | None = None
+    trigger: str = "auto"
+
+
+class Outbox:
+    """Renders each request and inserts it as a pending notification."""
+
+    def __init__(self, renderer: TemplateRenderer) -> None:
+        self.renderer = renderer
+
+    def row(self, request: OutboundRequest, now: datetime) -> dict[str, Any]:
+        rendered = self.renderer.render(request.template, request.language, request.context)
+        return {
+            "channel": request.channel,
+            "trigger": request.trigger,
+            "template": request.template,
+            "language": request.language,
+            "recipient": request.recipient,
+            "subject": rendered.subject,
+            "body": rendered.body,
+            "case_id": request.case_id,
+            "customer_id": request.customer_id,
+            "status": "pending",
+            "attempts": 0,
+            "created_at": now,
+            "next_attempt_at": now,
+        }
+
+    async def enqueue(
+        self, session: AsyncSession, requests: Sequence[OutboundRequest], now: datetime
+    ) -> None:
+        rows = [self.row(r, now) for r in requests]
+        if rows:
+            await session.execute(insert(Notification), rows)

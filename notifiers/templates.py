@@ -1,0 +1,49 @@
+"""Rendering of outbound messages from the Jinja2 templates in ``notifiers/templates/<lang>/``.
+
+A template named ``ack_email`` is the pair ``ack_email.subject.j2`` (one line) and
+``ack_email.txt.j2`` (the body). Unknown languages fall back to the default language.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+LANGUAGES = ("es", "en")
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    subject: str
+    body: str
+
+
+class TemplateRenderer:
+    """Loads templates once (``reload`` on SIGHUP) and renders subject + body."""
+
+    def __init__(self, directory: Path = TEMPLATE_DIR, default_language: str = "es") -> None:
+        self.default_language = default_language
+        # Plain-text output: autoescape would corrupt "&" and "<" in customer subjects.
+        self._env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(directory)),
+            autoescape=False,
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=False,
+        )
+
+    def reload(self) -> None:
+        self._env.cache = {} if self._env.cache is not None else None
+
+    def render(self, name: str, language: str, context: dict[str, Any]) -> Rendered:
+        lang = language if language in LANGUAGES else self.default_language
+        try:
+            subject_t = self._env.get_template(f"{lang}/{name}.subject.j2")
+            subject = " ".join(subject_t.render(context).split())
+        except jinja2.TemplateNotFound:
+            subject = ""
+        body = self._env.get_template(f"{lang}/{name}.txt.j2").render(context)
+        return Rendered(subject=subject, body=body.strip() + "\n")

@@ -1,0 +1,1 @@
+"""Storage: engine and sessions, models, migrations and typed read queries."""

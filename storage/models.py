@@ -1,0 +1,369 @@
+"""Database schema: SQLAlchemy 2 declarative models for every stored thing.
+
+Tables are grouped as catalog (areas … technicians), people (customers, identities, users,
+tokens), cases and their timeline (inbound raw records, messages, attachments, events) and
+the outbox (notifications, delivery attempts, saved filters). Migrations in
+``storage/migrations`` are the source of truth for the database; these classes must match.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+# Integer on SQLite so that the primary key is the rowid (autoincrement), BIGINT elsewhere.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every engine (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class AppState(Base):
+    """Small key/value facts the daemon keeps (generated secret key, seed marker)."""
+
+    __tablename__ = "app_state"
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class Counter(Base):
+    """Gap-free counters; case numbers are reserved with UPDATE … RETURNING in the batch."""
+
+    __tablename__ = "counters"
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+# --- catalog (seed 004) ---------------------------------------------------------------
+
+
+class Area(Base):
+    __tablename__ = "areas"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Status(Base):
+    __tablename__ = "statuses"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(10))  # open | pending | closed
+    rank: Mapped[int] = mapped_column(Integer, default=0)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Priority(Base):
+    __tablename__ = "priorities"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    colour: Mapped[str] = mapped_column(String(20), default="#808080")
+    rank: Mapped[int] = mapped_column(Integer, default=0)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Severity(Base):
+    __tablename__ = "severities"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    rank: Mapped[int] = mapped_column(Integer, default=0)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Technician(Base):
+    __tablename__ = "technicians"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    area_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Category(Base):
+    __tablename__ = "categories"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    price: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    area_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id"))
+    technician_id: Mapped[int | None] = mapped_column(ForeignKey("technicians.id"))
+    in_use: Mapped[bool] = mapped_column(Boolean, default=True)
+    available_technician_app: Mapped[bool] = mapped_column(Boolean, default=True)
+    available_customer_app: Mapped[bool] = mapped_column(Boolean, default=True)
+    available_web_portal: Mapped[bool] = mapped_column(Boolean, default=True)
+    customer_description: Mapped[str] = mapped_column(Text, default="")
+    colour: Mapped[str] = mapped_column(String(20), default="#808080")
+    subreasons: Mapped[list[Any]] = mapped_column(default=list)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+# --- people ---------------------------------------------------------------------------
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CustomerIdentity(Base):
+    """How we recognise a customer: normalized email, E.164 phone or Telegram user id."""
+
+    __tablename__ = "customer_identities"
+    __table_args__ = (UniqueConstraint("kind", "value", name="uq_identity_kind_value"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))  # email | phone | telegram
+    value: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class User(Base):
+    """An operator or integration; API tokens and saved filters belong to one."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    role: Mapped[str] = mapped_column(String(20))  # admin | ops | agent | intake
+    technician_id: Mapped[int | None] = mapped_column(ForeignKey("technicians.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiToken(Base):
+    """Only the SHA-256 of a token is stored; the token itself is shown once at creation."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(20))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+# --- cases and their timeline ---------------------------------------------------------
+
+
+class Case(Base):
+    __tablename__ = "cases"
+    __table_args__ = (
+        Index("ix_cases_status_updated", "status_id", "updated_at"),
+        Index("ix_cases_customer", "customer_id"),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    number: Mapped[str] = mapped_column(String(40), unique=True)
+    title: Mapped[str] = mapped_column(String(500))
+    description: Mapped[str] = mapped_column(Text, default="")
+    status_id: Mapped[int] = mapped_column(ForeignKey("statuses.id"))
+    priority_id: Mapped[int] = mapped_column(ForeignKey("priorities.id"))
+    severity_id: Mapped[int] = mapped_column(ForeignKey("severities.id"))
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"))
+    subreason: Mapped[str | None] = mapped_column(String(300))
+    area_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id"))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("technicians.id"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    contact: Mapped[str] = mapped_column(String(320), default="")
+    origin_channel: Mapped[str] = mapped_column(String(20))
+    language: Mapped[str] = mapped_column(String(8), default="es")
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    cc: Mapped[list[Any]] = mapped_column(default=list)
+    is_public: Mapped[bool] = mapped_column(Boolean, default=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    solution: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    first_response_due: Mapped[datetime | None] = mapped_column()
+    resolution_due: Mapped[datetime | None] = mapped_column()
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0)
+    reopen_at: Mapped[datetime | None] = mapped_column()
+    closed_at: Mapped[datetime | None] = mapped_column()
+
+
+class Inbound(Base):
+    """Every accepted external message, raw bytes included, whatever became of it.
+
+    The unique (channel, external_id) pair is the dedup key: a second delivery of the
+    same message finds this row and is answered with the case it already produced.
+    """
+
+    __tablename__ = "inbound"
+    __table_args__ = (
+        UniqueConstraint("channel", "external_id", name="uq_inbound_channel_external_id"),
+        Index("ix_inbound_status", "status"),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    external_id: Mapped[str] = mapped_column(String(500))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[str] = mapped_column(String(20))  # processed | failed
+    error: Mapped[str | None] = mapped_column(Text)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    normalized: Mapped[dict[str, Any] | None] = mapped_column()
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    retries: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Message(Base):
+    """One entry of a case's conversation, inbound from the customer or outbound to them."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_case_created", "case_id", "created_at"),
+        Index("ix_messages_external_id", "external_id"),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound.id"))
+    direction: Mapped[str] = mapped_column(String(3))  # in | out
+    channel: Mapped[str] = mapped_column(String(20))
+    external_id: Mapped[str | None] = mapped_column(String(500))
+    sender: Mapped[str] = mapped_column(String(320), default="")
+    subject: Mapped[str] = mapped_column(String(1000), default="")
+    text: Mapped[str] = mapped_column(Text, default="")
+    html: Mapped[str | None] = mapped_column(Text)
+    auto_submitted: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Attachment(Base):
+    """Metadata of a stored file; the bytes live at ``<attachments_dir>/<sha256[:2]>/<sha256>``."""
+
+    __tablename__ = "attachments"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    content_type: Mapped[str] = mapped_column(String(200))
+    filename: Mapped[str] = mapped_column(String(255))
+
+
+class CaseEvent(Base):
+    """Routing reasons, status changes, escalations, internal notes: the case's history."""
+
+    __tablename__ = "case_events"
+    __table_args__ = (Index("ix_case_events_case_created", "case_id", "created_at"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    actor: Mapped[str] = mapped_column(String(200), default="system")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- outbox ---------------------------------------------------------------------------
+
+
+class Notification(Base):
+    """One outbound message (the outbox row and its log entry). History is never rewritten:
+    a resend is a new row pointing at the original through ``resend_of``."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        Index("ix_notifications_due", "status", "next_attempt_at"),
+        Index("ix_notifications_created", "created_at"),
+        Index("ix_notifications_case", "case_id"),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20))  # email | sms | push | telegram
+    trigger: Mapped[str] = mapped_column(String(10))  # auto | manual
+    template: Mapped[str] = mapped_column(String(100))
+    language: Mapped[str] = mapped_column(String(8), default="es")
+    recipient: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(1000), default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    status: Mapped[str] = mapped_column(String(12), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    provider_id: Mapped[str | None] = mapped_column(String(200))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column()
+    resend_of: Mapped[int | None] = mapped_column(ForeignKey("notifications.id"))
+    requested_by: Mapped[str | None] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(Text)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+
+
+class DeliveryAttempt(Base):
+    __tablename__ = "delivery_attempts"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    notification_id: Mapped[int] = mapped_column(
+        ForeignKey("notifications.id", ondelete="CASCADE"), index=True
+    )
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+    outcome: Mapped[str] = mapped_column(String(12))  # sent | transient | permanent
+    provider_response: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class SavedFilter(Base):
+    __tablename__ = "saved_filters"
+    __table_args__ = (UniqueConstraint("user_id", "name", name="uq_saved_filters_user_name"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
