@@ -69,7 +69,9 @@ async def prepare_database(settings: Settings, db: Database) -> None:
         await seed_catalog(session, settings.catalog)
 
 
-async def open_services(settings: Settings, *, registry: CollectorRegistry | None = None) -> Services:
+async def open_services(
+    settings: Settings, *, registry: CollectorRegistry | None = None
+) -> Services:
     db = Database(
         settings.database.url, pool_size=settings.database.pool_size, echo=settings.database.echo
     )
@@ -149,5 +151,3 @@ def build_http_app(services: Services) -> web.Application:
     for part in parts:
         app.add_routes(part.routes())
     return app
-
-

@@ -374,7 +374,9 @@ def load_settings(path: Path, environ: Mapping[str, str] | None = None) -> Setti
     try:
         raw: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError([ConfigProblem("--config", f"cannot read {path}: {exc.strerror}")]) from exc
+        raise ConfigError(
+            [ConfigProblem("--config", f"cannot read {path}: {exc.strerror}")]
+        ) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([ConfigProblem(str(path), f"invalid TOML: {exc}")]) from exc
     raw = _deep_merge(raw, _env_overrides(environ))

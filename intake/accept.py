@@ -146,7 +146,7 @@ class IntakeWriter:
         try:
             results = await self._write_items([p.item for p in batch])
         except Exception as exc:
-            if is_unavailable_error(exc) or len(batch) == 1:
+            if is_unavailable_error(exc):
                 self._fail_batch(batch, exc)
                 return
             log.warning("batch of %d failed (%s); writing one by one", len(batch), exc)

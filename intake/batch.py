@@ -52,7 +52,7 @@ class _BatchState:
     dup_numbers: dict[int, str] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(eq=False)  # hashed by identity: used as a dict key within a batch
 class _Work:
     item: BatchItem
     outcome: str = ""

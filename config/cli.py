@@ -1,0 +1,127 @@
+"""The ``ventanilla`` command: serve, db upgrade, config check and the operator commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TextIO
+
+from config.settings import ConfigError, Settings, config_path_from, load_settings
+
+
+def _load(args: argparse.Namespace, err: TextIO) -> Settings | None:
+    path = config_path_from(args.config, os.environ)
+    try:
+        return load_settings(path, os.environ)
+    except ConfigError as exc:
+        print(f"configuration {path} has {len(exc.problems)} problem(s):", file=err)
+        for problem in exc.problems:
+            print(f"  {problem}", file=err)
+        return None
+
+
+def cmd_serve(settings: Settings, _args: argparse.Namespace, _out: TextIO) -> int:
+    from config.daemon import Daemon
+    from config.logs import setup_logging
+
+    setup_logging(settings.daemon.log_level, settings.daemon.log_format)
+    return asyncio.run(Daemon(settings).run())
+
+
+def cmd_config_check(settings: Settings, _args: argparse.Namespace, out: TextIO) -> int:
+    print(f"configuration {settings.config_path} is valid", file=out)
+    return 0
+
+
+def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace, out: TextIO) -> int:
+    from storage import migrate
+
+    migrate.upgrade_sync(settings.database.url)
+
+    async def seed() -> None:
+        from config.app import prepare_database
+        from storage.db import Database
+
+        db = Database(settings.database.url)
+        try:
+            await prepare_database(settings, db)
+        finally:
+            await db.close()
+
+    asyncio.run(seed())
+    print(f"database is at revision {migrate.head_revision()}", file=out)
+    return 0
+
+
+OpsHandler = Callable[..., Awaitable[int]]
+
+
+def run_ops(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+    """Open the services (and run the intake writer, for retries) around an ops command."""
+    from config.app import open_services
+
+    async def main() -> int:
+        services = await open_services(settings)
+        writer = asyncio.create_task(services.writer.run())
+        try:
+            while not services.writer.running:
+                await asyncio.sleep(0)
+            handler: OpsHandler = args.handler
+            kwargs: dict[str, Any] = {}
+            if getattr(args, "needs_writer", False):
+                kwargs["writer"] = services.writer
+            return await handler(services.db, args, out, **kwargs)
+        finally:
+            await services.writer.close()
+            await writer
+            await services.close()
+
+    return asyncio.run(main())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from config import cli_ops
+
+    parser = argparse.ArgumentParser(
+        prog="ventanilla", description="Support intake daemon: every message becomes a case."
+    )
+    parser.add_argument("--config", help="config file (default: $VENTANILLA_CONFIG or example)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("serve", help="run the daemon in the foreground").set_defaults(run=cmd_serve)
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_cmd", required=True)
+    db.add_parser("upgrade", help="migrate to the newest schema").set_defaults(run=cmd_db_upgrade)
+
+    config = sub.add_parser("config", help="configuration")
+    config_sub = config.add_subparsers(dest="config_cmd", required=True)
+    config_sub.add_parser("check", help="validate and report every problem").set_defaults(
+        run=cmd_config_check
+    )
+
+    cli_ops.add_ops_parsers(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    # --config may stand anywhere (`ventanilla serve --config X`), so take it out first.
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    known, rest = pre.parse_known_args(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(rest)
+    args.config = known.config
+    settings = _load(args, err)
+    if settings is None:
+        return 1
+    run = getattr(args, "run", None)
+    if run is None:
+        return run_ops(settings, args, out)
+    result: int = run(settings, args, out)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""``ventanilla serve``: builds every part and runs them in one asyncio TaskGroup.
+
+A part that fails stops the whole daemon with one clear log line and a non-zero exit.
+SIGTERM/SIGINT drain gracefully: the HTTP listener stops taking connections, in-flight
+requests get ``shutdown_timeout_seconds`` to finish, then the intake writer commits what is
+queued. SIGHUP reloads the catalog and templates. systemd hears READY=1, STOPPING=1 and
+watchdog pings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import NoReturn
+
+from aiohttp import web
+
+from config.app import Services, build_http_app, open_services
+from config.settings import Settings
+from config.systemd import SystemdNotifier
+
+log = logging.getLogger("ventanilla.daemon")
+
+
+class PartFailed(Exception):
+    """A long-running part stopped on its own; the daemon must stop too."""
+
+
+class Daemon:
+    def __init__(self, settings: Settings, notifier: SystemdNotifier | None = None) -> None:
+        self.settings = settings
+        self.notifier = notifier or SystemdNotifier()
+        self._stop = asyncio.Event()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> int:
+        try:
+            services = await open_services(self.settings)
+        except Exception as exc:
+            log.error("cannot start: storage preparation failed: %s", exc)
+            return 1
+        try:
+            return await self._serve(services)
+        finally:
+            await services.close()
+
+    async def _serve(self, services: Services) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        loop.add_signal_handler(
+            signal.SIGHUP, lambda: asyncio.ensure_future(self._reload(services))
+        )
+        http = self.settings.http
+        runner = web.AppRunner(
+            build_http_app(services),
+            handle_signals=False,
+            shutdown_timeout=self.settings.daemon.shutdown_timeout_seconds,
+            access_log=logging.getLogger("aiohttp.access"),
+        )
+        services.readiness["intake_writer"] = _writer_check(services)
+        try:
+            async with asyncio.TaskGroup() as group:
+                writer = group.create_task(self._part("intake writer", services.writer.run()))
+                while not services.writer.running and not writer.done():
+                    await asyncio.sleep(0)
+                if http.enabled:
+                    await runner.setup()
+                    site = web.TCPSite(runner, http.host, http.port, reuse_address=True)
+                    await site.start()
+                    self._announce(runner)
+                self.notifier.ready("accepting messages")
+                watchdog = group.create_task(self._watchdog())
+                await self._stop.wait()
+                log.info("stopping: draining in-flight work")
+                self.notifier.stopping()
+                # Order matters: stop taking requests and let in-flight ones finish (they
+                # are waiting on the writer), then let the writer commit what is queued.
+                await runner.cleanup()
+                await services.writer.close()
+                await writer
+                watchdog.cancel()
+        except* PartFailed as group_exc:
+            for exc in group_exc.exceptions:
+                log.error("stopping: %s", exc)
+            with contextlib.suppress(Exception):
+                await runner.cleanup()
+            return 1
+        except* OSError as group_exc:
+            for exc in group_exc.exceptions:
+                log.error("cannot listen on %s:%s: %s", http.host, http.port, exc)
+            return 1
+        log.info("stopped")
+        return 0
+
+    async def _part(self, name: str, coro: object) -> None:
+        """Run one long-lived part; its ending on its own (not by stop) is a failure."""
+        try:
+            await coro  # type: ignore[misc]
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            raise PartFailed(f"{name} failed: {type(exc).__name__}: {exc}") from exc
+        if not self._stop.is_set():
+            raise PartFailed(f"{name} stopped unexpectedly")
+
+    async def _watchdog(self) -> NoReturn:
+        interval = self.notifier.watchdog_seconds
+        while True:
+            if interval and self.settings.daemon.watchdog:
+                self.notifier.watchdog()
+                await asyncio.sleep(interval / 3)
+            else:
+                await asyncio.sleep(3600)
+
+    async def _reload(self, services: Services) -> None:
+        self.notifier.reloading()
+        try:
+            await services.catalog.refresh()
+            services.renderer.reload()
+            log.info("reloaded catalog and templates")
+        except Exception as exc:
+            log.error("reload failed, keeping the previous catalog: %s", exc)
+        self.notifier.ready("reloaded")
+
+    def _announce(self, runner: web.AppRunner) -> None:
+        for address in runner.addresses:
+            host, port = address[0], address[1]
+            base = f"http://{host}:{port}"
+            log.info(
+                "listening on %s — web form %s/form, API %s/api/v1/, metrics %s/metrics",
+                base,
+                base,
+                base,
+                base,
+            )
+
+
+def _writer_check(services: Services):  # type: ignore[no-untyped-def]
+    async def check() -> tuple[bool, dict[str, object]]:
+        running = services.writer.running
+        return running, {"running": running}
+
+    return check
