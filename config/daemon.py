@@ -63,6 +63,7 @@ class Daemon:
             access_log=logging.getLogger("aiohttp.access"),
         )
         services.readiness["intake_writer"] = _writer_check(services)
+        exit_code = 0
         try:
             async with asyncio.TaskGroup() as group:
                 writer = group.create_task(self._part("intake writer", services.writer.run()))
@@ -87,15 +88,17 @@ class Daemon:
         except* PartFailed as group_exc:
             for exc in group_exc.exceptions:
                 log.error("stopping: %s", exc)
-            with contextlib.suppress(Exception):
-                await runner.cleanup()
-            return 1
+            exit_code = 1
         except* OSError as group_exc:
             for exc in group_exc.exceptions:
                 log.error("cannot listen on %s:%s: %s", http.host, http.port, exc)
-            return 1
-        log.info("stopped")
-        return 0
+            exit_code = 1
+        if exit_code:
+            with contextlib.suppress(Exception):
+                await runner.cleanup()
+        else:
+            log.info("stopped")
+        return exit_code
 
     async def _part(self, name: str, coro: object) -> None:
         """Run one long-lived part; its ending on its own (not by stop) is a failure."""

@@ -18,6 +18,7 @@ def setup_logging(level: str, fmt: str) -> None:
             JsonFormatter(
                 "%(asctime)s %(levelname)s %(name)s %(message)s",
                 rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+                json_ensure_ascii=False,
             )
         )
     else:
