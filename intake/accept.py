@@ -158,8 +158,7 @@ class IntakeWriter:
                 pending.future.set_result(result)
 
     async def _write_items(self, items: list[BatchItem]) -> list[AcceptResult]:
-        async with self.db.session() as session, session.begin():
-            return await self.batch_writer.write(session, items, self.catalog.current)
+        return await self.db.write(self.batch_writer.write, items, self.catalog.current)
 
     async def _write_one(self, pending: _Pending) -> None:
         result: AcceptResult | None = None

@@ -10,17 +10,19 @@ same batch; database errors are the caller's to handle (it retries message by me
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, tuple_, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import select, tuple_, update
+from sqlalchemy.engine import Connection
 
 from intake.message import AcceptResult, InboundMessage
 from notifiers.outbox import OutboundRequest, Outbox
 from routing.catalog import CatalogSnapshot
 from routing.engine import RoutingInput, RuleEngine
+from storage.bulk import core_insert, insert_returning_ids
 from storage.models import (
     Attachment,
     Case,
@@ -100,36 +102,34 @@ class BatchWriter:
     def format_number(self, n: int) -> str:
         return f"{self.prefix}{n:0{self.width}d}"
 
-    async def write(
-        self, session: AsyncSession, items: list[BatchItem], catalog: CatalogSnapshot
+    def write(
+        self, conn: Connection, items: list[BatchItem], catalog: CatalogSnapshot
     ) -> list[AcceptResult]:
         now = utcnow()
         st = _BatchState(now=now)
         work = [_Work(item=i, identities=identities_of(i.msg)) for i in items]
-        await self._mark_duplicates(session, work, st)
+        self._mark_duplicates(conn, work, st)
         fresh = [w for w in work if w.duplicate_of is None]
-        await self._find_customers(session, fresh, st)
-        await self._find_threads(session, fresh)
+        self._find_customers(conn, fresh, st)
+        self._find_threads(conn, fresh)
         for w in fresh:
             if w.case_id is None:
                 self._route(w, catalog, now)
-        await self._insert_customers(session, fresh, st)
-        await self._insert_cases(session, fresh, now)
-        await self._insert_inbound(session, fresh, now)
-        await self._insert_timeline(session, fresh, catalog, now)
+        self._insert_customers(conn, fresh, st)
+        self._insert_cases(conn, fresh, now)
+        self._insert_inbound(conn, fresh, now)
+        self._insert_timeline(conn, fresh, catalog, now)
         return [self._result(w, st) for w in work]
 
     # --- lookups ---------------------------------------------------------------------
 
-    async def _mark_duplicates(
-        self, session: AsyncSession, work: list[_Work], st: _BatchState
-    ) -> None:
+    def _mark_duplicates(self, conn: Connection, work: list[_Work], st: _BatchState) -> None:
         keys = {
             (w.item.msg.channel.value, w.item.msg.external_id) for w in work if not w.item.retry_of
         }
         known: dict[tuple[str, str], tuple[int, int | None]] = {}
         if keys:
-            rows = await session.execute(
+            rows = conn.execute(
                 select(Inbound.channel, Inbound.external_id, Inbound.id, Inbound.case_id).where(
                     tuple_(Inbound.channel, Inbound.external_id).in_(list(keys))
                 )
@@ -150,16 +150,14 @@ class BatchWriter:
         st.firsts = seen
         numbers = {case_id for (_i, case_id) in known.values() if case_id}
         if numbers:
-            rows = await session.execute(select(Case.id, Case.number).where(Case.id.in_(numbers)))
+            rows = conn.execute(select(Case.id, Case.number).where(Case.id.in_(numbers)))
             st.dup_numbers = {r.id: r.number for r in rows}
 
-    async def _find_customers(
-        self, session: AsyncSession, work: list[_Work], st: _BatchState
-    ) -> None:
+    def _find_customers(self, conn: Connection, work: list[_Work], st: _BatchState) -> None:
         wanted = {ident for w in work for ident in w.identities}
         found: dict[tuple[str, str], int] = {}
         if wanted:
-            rows = await session.execute(
+            rows = conn.execute(
                 select(
                     CustomerIdentity.kind, CustomerIdentity.value, CustomerIdentity.customer_id
                 ).where(tuple_(CustomerIdentity.kind, CustomerIdentity.value).in_(list(wanted)))
@@ -184,21 +182,21 @@ class BatchWriter:
             w.new_customer = index
             w.identities = []
 
-    async def _find_threads(self, session: AsyncSession, work: list[_Work]) -> None:
+    def _find_threads(self, conn: Connection, work: list[_Work]) -> None:
         """A subject tag or a reply header naming one of our cases continues that case."""
         tags = {w: m.group(1) for w in work if (m := self._tag.search(w.item.msg.subject))}
         reply_ids = {ref for w in work for ref in w.item.msg.in_reply_to}
         by_number: dict[str, tuple[int, int]] = {}
         by_ref: dict[str, tuple[int, int]] = {}
         if tags:
-            rows = await session.execute(
+            rows = conn.execute(
                 select(Case.number, Case.id, Case.customer_id).where(
                     Case.number.in_(set(tags.values()))
                 )
             )
             by_number = {r.number: (r.id, r.customer_id) for r in rows}
         if reply_ids:
-            rows = await session.execute(
+            rows = conn.execute(
                 select(Message.external_id, Message.case_id, Case.customer_id)
                 .join(Case, Case.id == Message.case_id)
                 .where(Message.external_id.in_(reply_ids))
@@ -260,20 +258,19 @@ class BatchWriter:
 
     # --- inserts ---------------------------------------------------------------------
 
-    async def _insert_customers(
-        self, session: AsyncSession, work: list[_Work], st: _BatchState
-    ) -> None:
+    def _insert_customers(self, conn: Connection, work: list[_Work], st: _BatchState) -> None:
         now = st.now
         ids: list[int] = []
         if st.new_customers:
-            result = await session.execute(
-                insert(Customer).returning(Customer.id, sort_by_parameter_order=True),
+            ids = insert_returning_ids(
+                conn,
+                Customer.__table__,
                 [
-                    {"name": name, "created_at": now, "updated_at": now}
+                    {"ref": uuid.uuid4().hex, "name": name, "created_at": now, "updated_at": now}
                     for name, _ in st.new_customers
                 ],
+                "ref",
             )
-            ids = list(result.scalars())
         rows = [
             {"customer_id": ids[i], "kind": kind, "value": value, "created_at": now}
             for i, (_name, idents) in enumerate(st.new_customers)
@@ -286,18 +283,18 @@ class BatchWriter:
             for kind, value in w.identities
         ]
         if rows:
-            await session.execute(insert(CustomerIdentity), rows)
+            core_insert(conn, CustomerIdentity.__table__, rows)
         for w in work:
             if w.new_customer is not None:
                 w.customer_id = ids[w.new_customer]
 
-    async def _insert_cases(self, session: AsyncSession, work: list[_Work], now: datetime) -> None:
+    def _insert_cases(self, conn: Connection, work: list[_Work], now: datetime) -> None:
         new = [w for w in work if w.new_case is not None and w.outcome == "created"]
         if new:
             # Reserving the numbers with one UPDATE … RETURNING takes the counter row's lock
             # until commit, so concurrent writers (several daemons on PostgreSQL) never share
             # a number; the unique index on cases.number is the backstop.
-            last = await session.scalar(
+            last = conn.scalar(
                 update(Counter)
                 .where(Counter.name == "case")
                 .values(value=Counter.value + len(new))
@@ -310,37 +307,37 @@ class BatchWriter:
                 w.case_number = self.format_number(first + offset)
                 assert w.new_case is not None
                 w.new_case.update(number=w.case_number, customer_id=w.customer_id)
-            result = await session.execute(
-                insert(Case).returning(Case.id, sort_by_parameter_order=True),
-                [w.new_case for w in new if w.new_case is not None],
+            case_ids = insert_returning_ids(
+                conn, Case.__table__, [w.new_case for w in new if w.new_case], "number"
             )
-            for w, case_id in zip(new, result.scalars(), strict=True):
+            for w, case_id in zip(new, case_ids, strict=True):
                 w.case_id = case_id
         continued = {w.case_id for w in work if w.outcome == "continued"}
         if continued:
-            await session.execute(update(Case).where(Case.id.in_(continued)).values(updated_at=now))
-            rows = await session.execute(select(Case.id, Case.number).where(Case.id.in_(continued)))
+            conn.execute(update(Case).where(Case.id.in_(continued)).values(updated_at=now))
+            rows = conn.execute(select(Case.id, Case.number).where(Case.id.in_(continued)))
             numbers = {r.id: r.number for r in rows}
             for w in work:
                 if w.outcome == "continued" and w.case_id is not None:
                     w.case_number = numbers[w.case_id]
 
-    async def _insert_inbound(
-        self, session: AsyncSession, work: list[_Work], now: datetime
-    ) -> None:
+    def _insert_inbound(self, conn: Connection, work: list[_Work], now: datetime) -> None:
         fresh = [w for w in work if w.item.retry_of is None]
         if fresh:
-            result = await session.execute(
-                insert(Inbound).returning(Inbound.id, sort_by_parameter_order=True),
+            inbound_ids = insert_returning_ids(
+                conn,
+                Inbound.__table__,
                 [self._inbound_row(w, now) for w in fresh],
+                "channel",
+                "external_id",
             )
-            for w, inbound_id in zip(fresh, result.scalars(), strict=True):
+            for w, inbound_id in zip(fresh, inbound_ids, strict=True):
                 w.inbound_id = inbound_id
         for w in work:
             if w.item.retry_of is not None:
                 w.inbound_id = w.item.retry_of
                 row = self._inbound_row(w, now)
-                await session.execute(
+                conn.execute(
                     update(Inbound)
                     .where(Inbound.id == w.item.retry_of)
                     .values(
@@ -361,19 +358,22 @@ class BatchWriter:
             "status": "failed" if w.outcome == "failed" else "processed",
             "error": w.error,
             "raw": msg.raw,
-            "normalized": msg.to_json(),
+            # A processed message's normalized form is its messages/attachments rows; the
+            # JSON copy is kept only where a replay will need it.
+            "normalized": msg.to_json() if w.outcome == "failed" else None,
             "case_id": w.case_id,
             "retries": 0,
         }
 
-    async def _insert_timeline(
-        self, session: AsyncSession, work: list[_Work], catalog: CatalogSnapshot, now: datetime
+    def _insert_timeline(
+        self, conn: Connection, work: list[_Work], catalog: CatalogSnapshot, now: datetime
     ) -> None:
         ok = [w for w in work if w.outcome in ("created", "continued")]
         if not ok:
             return
-        result = await session.execute(
-            insert(Message).returning(Message.id, sort_by_parameter_order=True),
+        message_ids = insert_returning_ids(
+            conn,
+            Message.__table__,
             [
                 {
                     "case_id": w.case_id,
@@ -390,8 +390,8 @@ class BatchWriter:
                 }
                 for w in ok
             ],
+            "inbound_id",
         )
-        message_ids = list(result.scalars())
         attachments = [
             {
                 "message_id": mid,
@@ -404,7 +404,7 @@ class BatchWriter:
             for a in w.item.msg.attachments
         ]
         if attachments:
-            await session.execute(insert(Attachment), attachments)
+            core_insert(conn, Attachment.__table__, attachments)
         events: list[dict[str, Any]] = []
         acks: list[OutboundRequest] = []
         for w in ok:
@@ -421,8 +421,8 @@ class BatchWriter:
                 events.append(self._event(w, "ack_suppressed", {"reason": ack}, now))
             elif ack is not None:
                 acks.append(ack)
-        await session.execute(insert(CaseEvent), events)
-        await self.outbox.enqueue(session, acks, now)
+        core_insert(conn, CaseEvent.__table__, events)
+        self.outbox.enqueue(conn, acks, now)
 
     def _event(self, w: _Work, kind: str, detail: dict[str, Any], now: datetime) -> dict[str, Any]:
         return {

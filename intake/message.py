@@ -72,10 +72,41 @@ class InboundMessage:
 
     def to_json(self) -> dict[str, Any]:
         """The normalized form stored beside the raw bytes (everything but ``raw``)."""
-        data = dataclasses.asdict(self)
-        data.pop("raw")
-        data["channel"] = self.channel.value
-        return data
+        # Built by hand: dataclasses.asdict deep-copies every field and was a tenth of the
+        # accept path's CPU time.
+        sender = self.sender
+        return {
+            "channel": self.channel.value,
+            "external_id": self.external_id,
+            "sender": {
+                "name": sender.name,
+                "email": sender.email,
+                "phone": sender.phone,
+                "telegram_id": sender.telegram_id,
+            },
+            "subject": self.subject,
+            "text": self.text,
+            "html": self.html,
+            "recipients": list(self.recipients),
+            "attachments": [
+                {
+                    "sha256": a.sha256,
+                    "size": a.size,
+                    "content_type": a.content_type,
+                    "filename": a.filename,
+                }
+                for a in self.attachments
+            ],
+            "in_reply_to": list(self.in_reply_to),
+            "conversation_key": self.conversation_key,
+            "auto_submitted": self.auto_submitted,
+            "category": self.category,
+            "subreason": self.subreason,
+            "area": self.area,
+            "priority": self.priority,
+            "language": self.language,
+            "suppress_ack_reason": self.suppress_ack_reason,
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any], raw: bytes) -> InboundMessage:

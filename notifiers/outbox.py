@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.engine import Connection
 
 from notifiers.templates import TemplateRenderer
+from storage.bulk import core_insert
 from storage.models import Notification
 
 
@@ -55,9 +55,7 @@ class Outbox:
             "next_attempt_at": now,
         }
 
-    async def enqueue(
-        self, session: AsyncSession, requests: Sequence[OutboundRequest], now: datetime
-    ) -> None:
+    def enqueue(self, conn: Connection, requests: Sequence[OutboundRequest], now: datetime) -> None:
         rows = [self.row(r, now) for r in requests]
         if rows:
-            await session.execute(insert(Notification), rows)
+            core_insert(conn, Notification.__table__, rows)

@@ -41,10 +41,12 @@ def upgrade() -> None:
     op.create_table(
         "customers",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("ref", sa.String(length=32), nullable=False),
         sa.Column("name", sa.String(length=300), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_customers")),
+        sa.UniqueConstraint("ref", name=op.f("uq_customers_ref")),
     )
     op.create_table(
         "priorities",
