@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
-from intake.batch import BatchItem, BatchWriter
+from intake.batch import BatchWriter
+from intake.lookups import BatchItem
 from intake.message import AcceptResult, InboundMessage
 from intake.metrics import IntakeMetrics
 from routing.catalog import CatalogCache

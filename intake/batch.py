@@ -11,14 +11,23 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
-from intake.message import AcceptResult, InboundMessage
+from intake.acks import acknowledgement_for
+from intake.lookups import (
+    BatchItem,
+    BatchState,
+    Work,
+    find_customers,
+    find_threads,
+    identities_of,
+    mark_duplicates,
+)
+from intake.message import AcceptResult
 from notifiers.outbox import OutboundRequest, Outbox
 from routing.catalog import CatalogSnapshot
 from routing.engine import RoutingInput, RuleEngine
@@ -34,52 +43,6 @@ from storage.models import (
     Message,
     utcnow,
 )
-
-
-@dataclass
-class BatchItem:
-    """A message waiting to be written; ``retry_of`` names a failed inbound row to replay."""
-
-    msg: InboundMessage
-    retry_of: int | None = None
-
-
-@dataclass
-class _BatchState:
-    """Per-batch bookkeeping, so the writer itself keeps nothing between batches."""
-
-    now: datetime
-    new_customers: list[tuple[str, list[tuple[str, str]]]] = field(default_factory=list)
-    firsts: dict[tuple[str, str], _Work] = field(default_factory=dict)
-    dup_numbers: dict[int, str] = field(default_factory=dict)
-
-
-@dataclass(eq=False)  # hashed by identity: used as a dict key within a batch
-class _Work:
-    item: BatchItem
-    outcome: str = ""
-    error: str | None = None
-    customer_id: int | None = None
-    new_customer: int | None = None  # index into the batch's new customers
-    case_id: int | None = None
-    case_number: str | None = None
-    new_case: dict[str, Any] | None = None
-    reasons: tuple[str, ...] = ()
-    duplicate_of: tuple[int, int | None] | None = None
-    inbound_id: int = 0
-    identities: list[tuple[str, str]] = field(default_factory=list)
-
-
-def identities_of(msg: InboundMessage) -> list[tuple[str, str]]:
-    sender = msg.sender
-    found: list[tuple[str, str]] = []
-    if sender.email:
-        found.append(("email", sender.email.strip().lower()))
-    if sender.phone:
-        found.append(("phone", sender.phone))
-    if sender.telegram_id:
-        found.append(("telegram", sender.telegram_id))
-    return found
 
 
 class BatchWriter:
@@ -106,12 +69,12 @@ class BatchWriter:
         self, conn: Connection, items: list[BatchItem], catalog: CatalogSnapshot
     ) -> list[AcceptResult]:
         now = utcnow()
-        st = _BatchState(now=now)
-        work = [_Work(item=i, identities=identities_of(i.msg)) for i in items]
-        self._mark_duplicates(conn, work, st)
+        st = BatchState(now=now)
+        work = [Work(item=i, identities=identities_of(i.msg)) for i in items]
+        mark_duplicates(conn, work, st)
         fresh = [w for w in work if w.duplicate_of is None]
-        self._find_customers(conn, fresh, st)
-        self._find_threads(conn, fresh)
+        find_customers(conn, fresh, st)
+        find_threads(conn, fresh, self._tag)
         for w in fresh:
             if w.case_id is None:
                 self._route(w, catalog, now)
@@ -123,98 +86,7 @@ class BatchWriter:
 
     # --- lookups ---------------------------------------------------------------------
 
-    def _mark_duplicates(self, conn: Connection, work: list[_Work], st: _BatchState) -> None:
-        keys = {
-            (w.item.msg.channel.value, w.item.msg.external_id) for w in work if not w.item.retry_of
-        }
-        known: dict[tuple[str, str], tuple[int, int | None]] = {}
-        if keys:
-            rows = conn.execute(
-                select(Inbound.channel, Inbound.external_id, Inbound.id, Inbound.case_id).where(
-                    tuple_(Inbound.channel, Inbound.external_id).in_(list(keys))
-                )
-            )
-            known = {(r.channel, r.external_id): (r.id, r.case_id) for r in rows}
-        seen: dict[tuple[str, str], _Work] = {}
-        for w in work:
-            if w.item.retry_of:
-                continue
-            key = (w.item.msg.channel.value, w.item.msg.external_id)
-            if key in known:
-                w.duplicate_of = known[key]
-            elif key in seen:
-                w.duplicate_of = (-1, None)  # resolved after the first one is written
-                w.inbound_id = -1
-            else:
-                seen[key] = w
-        st.firsts = seen
-        numbers = {case_id for (_i, case_id) in known.values() if case_id}
-        if numbers:
-            rows = conn.execute(select(Case.id, Case.number).where(Case.id.in_(numbers)))
-            st.dup_numbers = {r.id: r.number for r in rows}
-
-    def _find_customers(self, conn: Connection, work: list[_Work], st: _BatchState) -> None:
-        wanted = {ident for w in work for ident in w.identities}
-        found: dict[tuple[str, str], int] = {}
-        if wanted:
-            rows = conn.execute(
-                select(
-                    CustomerIdentity.kind, CustomerIdentity.value, CustomerIdentity.customer_id
-                ).where(tuple_(CustomerIdentity.kind, CustomerIdentity.value).in_(list(wanted)))
-            )
-            found = {(r.kind, r.value): r.customer_id for r in rows}
-        pending: dict[tuple[str, str], int] = {}
-        for w in work:
-            known = next((found[i] for i in w.identities if i in found), None)
-            if known is not None:
-                w.customer_id = known
-                # Identities this message adds to a known customer (e.g. a phone).
-                w.identities = [i for i in w.identities if i not in found]
-                continue
-            index = next((pending[i] for i in w.identities if i in pending), None)
-            if index is None:
-                index = len(st.new_customers)
-                st.new_customers.append((w.item.msg.sender.name, []))
-            for ident in w.identities:
-                if ident not in pending:
-                    pending[ident] = index
-                    st.new_customers[index][1].append(ident)
-            w.new_customer = index
-            w.identities = []
-
-    def _find_threads(self, conn: Connection, work: list[_Work]) -> None:
-        """A subject tag or a reply header naming one of our cases continues that case."""
-        tags = {w: m.group(1) for w in work if (m := self._tag.search(w.item.msg.subject))}
-        reply_ids = {ref for w in work for ref in w.item.msg.in_reply_to}
-        by_number: dict[str, tuple[int, int]] = {}
-        by_ref: dict[str, tuple[int, int]] = {}
-        if tags:
-            rows = conn.execute(
-                select(Case.number, Case.id, Case.customer_id).where(
-                    Case.number.in_(set(tags.values()))
-                )
-            )
-            by_number = {r.number: (r.id, r.customer_id) for r in rows}
-        if reply_ids:
-            rows = conn.execute(
-                select(Message.external_id, Message.case_id, Case.customer_id)
-                .join(Case, Case.id == Message.case_id)
-                .where(Message.external_id.in_(reply_ids))
-            )
-            by_ref = {r.external_id: (r.case_id, r.customer_id) for r in rows}
-        for w in work:
-            hits = [by_ref[r] for r in w.item.msg.in_reply_to if r in by_ref]
-            if w in tags and tags[w] in by_number:
-                hits.append(by_number[tags[w]])
-            # Only the case's own customer may continue it: a guessed number in a subject
-            # must not let a stranger write into someone else's case.
-            for case_id, owner in hits:
-                if w.customer_id is not None and owner == w.customer_id:
-                    w.case_id = case_id
-                    w.outcome = "continued"
-                    break
-
-    def _route(self, w: _Work, catalog: CatalogSnapshot, now: datetime) -> None:
+    def _route(self, w: Work, catalog: CatalogSnapshot, now: datetime) -> None:
         msg = w.item.msg
         try:
             decision = self.engine.decide(
@@ -258,7 +130,7 @@ class BatchWriter:
 
     # --- inserts ---------------------------------------------------------------------
 
-    def _insert_customers(self, conn: Connection, work: list[_Work], st: _BatchState) -> None:
+    def _insert_customers(self, conn: Connection, work: list[Work], st: BatchState) -> None:
         now = st.now
         ids: list[int] = []
         if st.new_customers:
@@ -288,7 +160,7 @@ class BatchWriter:
             if w.new_customer is not None:
                 w.customer_id = ids[w.new_customer]
 
-    def _insert_cases(self, conn: Connection, work: list[_Work], now: datetime) -> None:
+    def _insert_cases(self, conn: Connection, work: list[Work], now: datetime) -> None:
         new = [w for w in work if w.new_case is not None and w.outcome == "created"]
         if new:
             # Reserving the numbers with one UPDATE … RETURNING takes the counter row's lock
@@ -321,7 +193,7 @@ class BatchWriter:
                 if w.outcome == "continued" and w.case_id is not None:
                     w.case_number = numbers[w.case_id]
 
-    def _insert_inbound(self, conn: Connection, work: list[_Work], now: datetime) -> None:
+    def _insert_inbound(self, conn: Connection, work: list[Work], now: datetime) -> None:
         fresh = [w for w in work if w.item.retry_of is None]
         if fresh:
             inbound_ids = insert_returning_ids(
@@ -349,7 +221,7 @@ class BatchWriter:
                     )
                 )
 
-    def _inbound_row(self, w: _Work, now: datetime) -> dict[str, Any]:
+    def _inbound_row(self, w: Work, now: datetime) -> dict[str, Any]:
         msg = w.item.msg
         return {
             "channel": msg.channel.value,
@@ -366,7 +238,7 @@ class BatchWriter:
         }
 
     def _insert_timeline(
-        self, conn: Connection, work: list[_Work], catalog: CatalogSnapshot, now: datetime
+        self, conn: Connection, work: list[Work], catalog: CatalogSnapshot, now: datetime
     ) -> None:
         ok = [w for w in work if w.outcome in ("created", "continued")]
         if not ok:
@@ -416,7 +288,7 @@ class BatchWriter:
                 events.append(
                     self._event(w, "message_received", {"channel": msg.channel.value}, now)
                 )
-            ack = self._ack_for(w, catalog)
+            ack = acknowledgement_for(w, catalog)
             if isinstance(ack, str):
                 events.append(self._event(w, "ack_suppressed", {"reason": ack}, now))
             elif ack is not None:
@@ -424,7 +296,7 @@ class BatchWriter:
         core_insert(conn, CaseEvent.__table__, events)
         self.outbox.enqueue(conn, acks, now)
 
-    def _event(self, w: _Work, kind: str, detail: dict[str, Any], now: datetime) -> dict[str, Any]:
+    def _event(self, w: Work, kind: str, detail: dict[str, Any], now: datetime) -> dict[str, Any]:
         return {
             "case_id": w.case_id,
             "kind": kind,
@@ -433,39 +305,7 @@ class BatchWriter:
             "created_at": now,
         }
 
-    def _ack_for(self, w: _Work, catalog: CatalogSnapshot) -> OutboundRequest | str | None:
-        """The acknowledgement to enqueue, or the reason it is suppressed (a str)."""
-        msg = w.item.msg
-        if w.outcome != "created":
-            return None  # follow-ups are not acknowledged again
-        if msg.suppress_ack_reason:
-            return msg.suppress_ack_reason
-        if msg.auto_submitted:
-            return "automatic message (loop protection)"
-        category = catalog.get("categories", (w.new_case or {}).get("category_id"))
-        context = {
-            "case_number": w.case_number,
-            "title": (w.new_case or {}).get("title", ""),
-            "customer_name": msg.sender.name,
-            "category": category.public_name if category else "",
-        }
-        if msg.sender.email:
-            return OutboundRequest(
-                "email",
-                "ack_email",
-                msg.language,
-                msg.sender.email,
-                context,
-                w.case_id,
-                w.customer_id,
-            )
-        if msg.sender.phone:
-            return OutboundRequest(
-                "sms", "ack_sms", msg.language, msg.sender.phone, context, w.case_id, w.customer_id
-            )
-        return "no address to acknowledge to"
-
-    def _result(self, w: _Work, st: _BatchState) -> AcceptResult:
+    def _result(self, w: Work, st: BatchState) -> AcceptResult:
         if w.duplicate_of is not None:
             if w.duplicate_of[0] == -1:
                 first = st.firsts[(w.item.msg.channel.value, w.item.msg.external_id)]

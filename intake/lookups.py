@@ -1,0 +1,156 @@
+"""The lookups that start a batch: duplicates, known customers, and threads to continue.
+
+Each is one query for the whole batch (``(a, b) IN (...)`` on both engines); the results
+are written onto the batch's ``Work`` items for ``intake.batch`` to insert from.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.engine import Connection
+
+from intake.message import InboundMessage
+from storage.models import Case, CustomerIdentity, Inbound, Message
+
+
+@dataclass
+class BatchItem:
+    """A message waiting to be written; ``retry_of`` names a failed inbound row to replay."""
+
+    msg: InboundMessage
+    retry_of: int | None = None
+
+
+@dataclass
+class BatchState:
+    """Per-batch bookkeeping, so the writer itself keeps nothing between batches."""
+
+    now: datetime
+    new_customers: list[tuple[str, list[tuple[str, str]]]] = field(default_factory=list)
+    firsts: dict[tuple[str, str], Work] = field(default_factory=dict)
+    dup_numbers: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass(eq=False)  # hashed by identity: used as a dict key within a batch
+class Work:
+    item: BatchItem
+    outcome: str = ""
+    error: str | None = None
+    customer_id: int | None = None
+    new_customer: int | None = None  # index into the batch's new customers
+    case_id: int | None = None
+    case_number: str | None = None
+    new_case: dict[str, Any] | None = None
+    reasons: tuple[str, ...] = ()
+    duplicate_of: tuple[int, int | None] | None = None
+    inbound_id: int = 0
+    identities: list[tuple[str, str]] = field(default_factory=list)
+
+
+def identities_of(msg: InboundMessage) -> list[tuple[str, str]]:
+    sender = msg.sender
+    found: list[tuple[str, str]] = []
+    if sender.email:
+        found.append(("email", sender.email.strip().lower()))
+    if sender.phone:
+        found.append(("phone", sender.phone))
+    if sender.telegram_id:
+        found.append(("telegram", sender.telegram_id))
+    return found
+
+
+def mark_duplicates(conn: Connection, work: list[Work], st: BatchState) -> None:
+    keys = {(w.item.msg.channel.value, w.item.msg.external_id) for w in work if not w.item.retry_of}
+    known: dict[tuple[str, str], tuple[int, int | None]] = {}
+    if keys:
+        rows = conn.execute(
+            select(Inbound.channel, Inbound.external_id, Inbound.id, Inbound.case_id).where(
+                tuple_(Inbound.channel, Inbound.external_id).in_(list(keys))
+            )
+        )
+        known = {(r.channel, r.external_id): (r.id, r.case_id) for r in rows}
+    seen: dict[tuple[str, str], Work] = {}
+    for w in work:
+        if w.item.retry_of:
+            continue
+        key = (w.item.msg.channel.value, w.item.msg.external_id)
+        if key in known:
+            w.duplicate_of = known[key]
+        elif key in seen:
+            w.duplicate_of = (-1, None)  # resolved after the first one is written
+            w.inbound_id = -1
+        else:
+            seen[key] = w
+    st.firsts = seen
+    numbers = {case_id for (_i, case_id) in known.values() if case_id}
+    if numbers:
+        rows = conn.execute(select(Case.id, Case.number).where(Case.id.in_(numbers)))
+        st.dup_numbers = {r.id: r.number for r in rows}
+
+
+def find_customers(conn: Connection, work: list[Work], st: BatchState) -> None:
+    wanted = {ident for w in work for ident in w.identities}
+    found: dict[tuple[str, str], int] = {}
+    if wanted:
+        rows = conn.execute(
+            select(
+                CustomerIdentity.kind, CustomerIdentity.value, CustomerIdentity.customer_id
+            ).where(tuple_(CustomerIdentity.kind, CustomerIdentity.value).in_(list(wanted)))
+        )
+        found = {(r.kind, r.value): r.customer_id for r in rows}
+    pending: dict[tuple[str, str], int] = {}
+    for w in work:
+        known = next((found[i] for i in w.identities if i in found), None)
+        if known is not None:
+            w.customer_id = known
+            # Identities this message adds to a known customer (e.g. a phone).
+            w.identities = [i for i in w.identities if i not in found]
+            continue
+        index = next((pending[i] for i in w.identities if i in pending), None)
+        if index is None:
+            index = len(st.new_customers)
+            st.new_customers.append((w.item.msg.sender.name, []))
+        for ident in w.identities:
+            if ident not in pending:
+                pending[ident] = index
+                st.new_customers[index][1].append(ident)
+        w.new_customer = index
+        w.identities = []
+
+
+def find_threads(conn: Connection, work: list[Work], tag: re.Pattern[str]) -> None:
+    """A subject tag or a reply header naming one of our cases continues that case."""
+    tags = {w: m.group(1) for w in work if (m := tag.search(w.item.msg.subject))}
+    reply_ids = {ref for w in work for ref in w.item.msg.in_reply_to}
+    by_number: dict[str, tuple[int, int]] = {}
+    by_ref: dict[str, tuple[int, int]] = {}
+    if tags:
+        rows = conn.execute(
+            select(Case.number, Case.id, Case.customer_id).where(
+                Case.number.in_(set(tags.values()))
+            )
+        )
+        by_number = {r.number: (r.id, r.customer_id) for r in rows}
+    if reply_ids:
+        rows = conn.execute(
+            select(Message.external_id, Message.case_id, Case.customer_id)
+            .join(Case, Case.id == Message.case_id)
+            .where(Message.external_id.in_(reply_ids))
+        )
+        by_ref = {r.external_id: (r.case_id, r.customer_id) for r in rows}
+    for w in work:
+        hits = [by_ref[r] for r in w.item.msg.in_reply_to if r in by_ref]
+        if w in tags and tags[w] in by_number:
+            hits.append(by_number[tags[w]])
+        # Only the case's own customer may continue it: a guessed number in a subject
+        # must not let a stranger write into someone else's case.
+        for case_id, owner in hits:
+            if w.customer_id is not None and owner == w.customer_id:
+                w.case_id = case_id
+                w.outcome = "continued"
+                break
