@@ -86,12 +86,12 @@ class Daemon:
                 await writer
                 watchdog.cancel()
         except* PartFailed as group_exc:
-            for exc in group_exc.exceptions:
-                log.error("stopping: %s", exc)
+            for failure in group_exc.exceptions:
+                log.error("stopping: %s", failure)
             exit_code = 1
-        except* OSError as group_exc:
-            for exc in group_exc.exceptions:
-                log.error("cannot listen on %s:%s: %s", http.host, http.port, exc)
+        except* OSError as listen_exc:
+            for error in listen_exc.exceptions:
+                log.error("cannot listen on %s:%s: %s", http.host, http.port, error)
             exit_code = 1
         if exit_code:
             with contextlib.suppress(Exception):

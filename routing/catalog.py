@@ -74,7 +74,7 @@ class CatalogSnapshot:
     severities: tuple[Item, ...] = ()
     categories: tuple[CategoryItem, ...] = ()
     technicians: tuple[TechnicianItem, ...] = ()
-    _index: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False, compare=False)
+    _index: dict[str, dict[Any, Any]] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for kind in ("areas", "statuses", "priorities", "severities", "categories", "technicians"):
