@@ -67,8 +67,7 @@ def run_ops(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
         services = await open_services(settings)
         writer = asyncio.create_task(services.writer.run())
         try:
-            while not services.writer.running:
-                await asyncio.sleep(0)
+            await services.writer.wait_started()
             handler: OpsHandler = args.handler
             kwargs: dict[str, Any] = {}
             if getattr(args, "needs_writer", False):

@@ -67,8 +67,7 @@ class Daemon:
         try:
             async with asyncio.TaskGroup() as group:
                 writer = group.create_task(self._part("intake writer", services.writer.run()))
-                while not services.writer.running and not writer.done():
-                    await asyncio.sleep(0)
+                await services.writer.wait_started()
                 if http.enabled:
                     await runner.setup()
                     site = web.TCPSite(runner, http.host, http.port, reuse_address=True)

@@ -6,6 +6,7 @@ systemd the variable is unset and every call is a no-op.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 
@@ -29,11 +30,9 @@ class SystemdNotifier:
     def notify(self, *fields: str) -> None:
         if self._address is None:
             return
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-            try:
-                sock.sendto("\n".join(fields).encode(), self._address)
-            except OSError:
-                pass  # systemd gone (shutdown): nothing useful to do
+        # If systemd is gone (shutdown) there is nothing useful to do about it.
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock, contextlib.suppress(OSError):
+            sock.sendto("\n".join(fields).encode(), self._address)
 
     def ready(self, status: str = "") -> None:
         self.notify("READY=1", *([f"STATUS={status}"] if status else []))

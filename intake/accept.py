@@ -64,6 +64,7 @@ class IntakeWriter:
         self.batch_max = batch_max
         self._queue: asyncio.Queue[_Pending | object] = asyncio.Queue(maxsize=queue_max)
         self._closing = False
+        self._started = asyncio.Event()
         self.running = False
         self.on_batch: Callable[[int], None] | None = None  # test hook: batch sizes
 
@@ -111,6 +112,7 @@ class IntakeWriter:
     async def run(self) -> None:
         """Drain the queue until ``close`` is called and everything queued is written."""
         self.running = True
+        self._started.set()
         try:
             while True:
                 first = await self._queue.get()
@@ -129,6 +131,9 @@ class IntakeWriter:
         finally:
             self.running = False
             self._fail_queued()
+
+    async def wait_started(self) -> None:
+        await self._started.wait()
 
     async def close(self) -> None:
         """Stop taking new messages; ``run`` returns once the queue is drained."""

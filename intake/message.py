@@ -6,7 +6,6 @@ channel fact matters to a rule it becomes a field here.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
+from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,7 +18,6 @@ from storage.models import ApiToken, User
 
 ROLES = ("admin", "ops", "agent", "intake")
 TOKEN_PREFIX = "vt_"
-PRINCIPAL_KEY = "principal"  # where the HTTP auth middleware puts the caller
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +37,13 @@ class Principal:
         return self
 
 
-def principal_of(request: Mapping[str, Any]) -> Principal:
+# Where the HTTP auth middleware puts the caller (a typed key, as aiohttp recommends).
+PRINCIPAL_KEY = web.RequestKey("principal", Principal)
+
+
+def principal_of(request: web.Request) -> Principal:
     """The authenticated caller the HTTP middleware stored on the request."""
-    principal: Principal = request[PRINCIPAL_KEY]
-    return principal
+    return request[PRINCIPAL_KEY]
 
 
 def hash_token(token: str) -> str:

@@ -351,7 +351,7 @@ async def case_timeline(session: AsyncSession, case_id: int) -> tuple[TimelineEn
         _from_row(TimelineMessage, m, attachments=tuple(files.get(m.id, ()))) for m in messages
     ]
     timeline += [_from_row(TimelineEvent, e, detail=dict(e.detail or {})) for e in events]
-    timeline.sort(key=lambda e: (e.created_at, not isinstance(e, TimelineEvent), e.id))
+    timeline.sort(key=lambda e: (e.created_at, isinstance(e, TimelineEvent), e.id))
     return tuple(timeline)
 
 

@@ -97,8 +97,7 @@ async def services(settings: Settings) -> AsyncIterator[Services]:
         await migrate.upgrade(settings.database.url)
     svc = await open_services(settings)
     task = asyncio.create_task(svc.writer.run())
-    while not svc.writer.running:
-        await asyncio.sleep(0)
+    await svc.writer.wait_started()
     try:
         yield svc
     finally:

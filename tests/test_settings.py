@@ -23,13 +23,20 @@ def test_example_config_is_valid_and_complete() -> None:
     assert settings.database.url.endswith("/config/ventanilla.db")
     names = [s.name for s in settings.catalog.statuses]
     assert names == [
-        "Abierta", "Autorizada", "En Progreso", "Esperando Respuesta", "Retenida", "Cerrada",
+        "Abierta",
+        "Autorizada",
+        "En Progreso",
+        "Esperando Respuesta",
+        "Retenida",
+        "Cerrada",
         "Cancelada",
     ]
     assert [p.name for p in settings.catalog.priorities] == ["Bajo", "Normal", "Alta", "Urgente"]
     assert [s.name for s in settings.catalog.severities] == ["Baja", "Medios", "Alta", "Crítica"]
     assert {c.name for c in settings.catalog.categories} == {
-        "Problema Grave", "Problema menor", "Otro tipo de Problema",
+        "Problema Grave",
+        "Problema menor",
+        "Otro tipo de Problema",
     }
 
 

@@ -200,7 +200,7 @@ def test_sigkill_mid_load_loses_nothing_and_duplicates_nothing(
             async def one(tag: str) -> None:
                 try:
                     status, number = await post_form(session, daemon.base, tag)
-                except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+                except (TimeoutError, aiohttp.ClientError, ValueError):
                     return  # not acknowledged: the client would retry
                 if 200 <= status < 300 and number:
                     answered[tag] = number

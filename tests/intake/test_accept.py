@@ -159,8 +159,7 @@ async def test_storage_down_raises_storage_unavailable(services: Services) -> No
         dead, services.catalog, services.writer.batch_writer, services.intake_metrics
     )
     task = asyncio.create_task(writer.run())
-    while not writer.running:
-        await asyncio.sleep(0)
+    await writer.wait_started()
     with pytest.raises(StorageUnavailable):
         await writer.accept(msg())
     await writer.close()
@@ -175,8 +174,8 @@ async def test_two_writers_never_share_a_case_number(tmp_path, db_url: str) -> N
         await migrate.upgrade(settings.database.url)
     a, b = await open_services(settings), await open_services(settings)
     tasks = [asyncio.create_task(s.writer.run()) for s in (a, b)]
-    while not (a.writer.running and b.writer.running):
-        await asyncio.sleep(0)
+    await a.writer.wait_started()
+    await b.writer.wait_started()
     try:
         results = await asyncio.gather(
             *((a if i % 2 else b).writer.accept(msg(email=f"w{i}@example.com")) for i in range(60))

@@ -1,0 +1,333 @@
+"""Closed-loop HTTP load generator: N workers post ~1 KB web-form JSON bodies for a fixed time.
+
+Run it as its own process so its CPU never shares the measured server's event loop:
+
+    python bench/loadgen.py --url http://127.0.0.1:8080/form --clients 64 --seconds 10
+
+Each worker holds one keep-alive connection, sends a request, waits for the whole answer and
+sends the next. After ``--warmup`` seconds, answers are counted for ``--seconds``: 2xx as
+accepted, anything else (other statuses, connection errors, requests still unanswered at the
+end) as errors. Latencies are those of the accepted requests. The last stdout line is one
+JSON object: ``{accepted, errors, seconds, accepted_per_s, p50_ms, p99_ms, ...}``.
+
+Two clients: ``--client raw`` (default), a minimal HTTP/1.1 keep-alive client on asyncio
+protocols, and ``--client aiohttp``, aiohttp's ClientSession. On a 2-core machine the
+aiohttp client saturates its core at about a third of what a bare aiohttp server answers,
+so it would measure itself rather than the server; the raw client costs a fraction of that.
+Only loopback targets are allowed; the run ends by itself after warm-up + duration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ipaddress
+import json
+import socket
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import SplitResult, urlsplit
+
+import aiohttp
+
+# ~900 characters of a plausible customer complaint; each request gets its own prefix.
+DESCRIPTION = (
+    "Buenas tardes. Desde hace tres días el servicio funciona de manera intermitente: por la "
+    "mañana la conexión anda bien, pero a partir de las seis de la tarde se vuelve muy lenta y "
+    "cada tanto se corta por completo durante varios minutos. Ya reinicié el módem varias veces, "
+    "probé con el cable conectado directamente a la computadora y el problema sigue igual. Las "
+    "luces del equipo se ven normales, salvo la de internet, que parpadea en naranja cuando se "
+    "corta. Trabajo desde casa y necesito una conexión estable para las videollamadas, así que "
+    "les pido que revisen la línea o que me indiquen qué más puedo probar. Estoy disponible de "
+    "lunes a viernes entre las nueve y las trece para recibir a un técnico si hace falta. Les "
+    "dejo también mi número de cliente, que figura en la última factura, y quedo atento a su "
+    "respuesta. Muchas gracias por la atención y disculpen las molestias ocasionadas. Saludos."
+)
+# Requests still unanswered this long after the window closes are abandoned (and counted).
+GRACE_S = 30.0
+HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+
+
+@dataclass
+class Tally:
+    """What the workers saw inside the measured window."""
+
+    start: float
+    stop: float
+    accepted: int = 0
+    latencies: list[float] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+    error_samples: list[str] = field(default_factory=list)
+
+    def record(self, sent_at: float, failure: str | None, detail: str = "") -> None:
+        done_at = time.perf_counter()
+        if not self.start <= done_at <= self.stop:
+            return  # warm-up, or answered after the window closed
+        if failure is None:
+            self.accepted += 1
+            self.latencies.append(done_at - sent_at)
+            return
+        self.errors[failure] += 1
+        if len(self.error_samples) < 5:
+            self.error_samples.append(f"{failure}: {detail[:300]}")
+
+
+def check_loopback(url: str) -> SplitResult:
+    """Refuse any target that is not this machine: this tool must never load someone else."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise SystemExit(f"loadgen: need an http://host:port/path URL, got {url!r}")
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or 80, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise SystemExit(f"loadgen: cannot resolve {parts.hostname!r}: {exc}") from exc
+    for info in infos:
+        if not ipaddress.ip_address(info[4][0]).is_loopback:
+            raise SystemExit(f"loadgen: {parts.hostname!r} is not a loopback address; refusing")
+    return parts
+
+
+def form_body(n: int, run_id: str, category: str) -> bytes:
+    body = {
+        "name": f"Cliente {n}",
+        "email": f"cliente{n}@example.com",
+        "subject": f"Servicio intermitente {run_id}-{n}",  # unique: never a duplicate
+        "description": f"[{n}] {DESCRIPTION}",
+        "category": category,
+    }
+    return json.dumps(body, ensure_ascii=False).encode()
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of an already sorted list."""
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, max(0, round(fraction * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+# --- the raw HTTP/1.1 client ------------------------------------------------------------------
+
+
+class HttpConnection(asyncio.Protocol):
+    """One keep-alive connection; one request at a time (no pipelining)."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.waiter: asyncio.Future[tuple[int, bytes, bool]] | None = None
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if self.waiter is None or self.waiter.done():
+            return
+        try:
+            response = parse_response(self.buffer)
+        except ValueError as exc:
+            self.waiter.set_exception(exc)
+            return
+        if response is not None:
+            self.waiter.set_result(response)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionResetError("server closed the connection"))
+
+    async def exchange(self, request: bytes) -> tuple[int, bytes, bool]:
+        assert self.transport is not None
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(request)
+        return await self.waiter
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+def parse_response(buffer: bytearray) -> tuple[int, bytes, bool] | None:
+    """(status, body, server closes) once a whole response is buffered, else None.
+
+    Consumes the response from the buffer. Handles Content-Length and chunked bodies,
+    which is all an aiohttp server sends to a request like ours.
+    """
+    head_end = buffer.find(b"\r\n\r\n")
+    if head_end < 0:
+        return None
+    lines = bytes(buffer[:head_end]).decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip().lower()
+    closes = headers.get("connection") == "close"
+    start = head_end + 4
+    if "chunked" in headers.get("transfer-encoding", ""):
+        body = bytearray()
+        pos = start
+        while True:
+            line_end = buffer.find(b"\r\n", pos)
+            if line_end < 0:
+                return None
+            size = int(bytes(buffer[pos:line_end]).split(b";")[0], 16)
+            if len(buffer) < line_end + 2 + size + 2:
+                return None
+            body += buffer[line_end + 2 : line_end + 2 + size]
+            pos = line_end + 2 + size + 2
+            if size == 0:
+                del buffer[:pos]
+                return status, bytes(body), closes
+    if "content-length" not in headers:
+        raise ValueError("response without Content-Length or chunked encoding")
+    end = start + int(headers["content-length"])
+    if len(buffer) < end:
+        return None
+    body_bytes = bytes(buffer[start:end])
+    del buffer[:end]
+    return status, body_bytes, closes
+
+
+async def raw_worker(
+    target: SplitResult, numbers: Iterator[int], run_id: str, category: str, tally: Tally
+) -> None:
+    loop = asyncio.get_running_loop()
+    host, port = target.hostname or "127.0.0.1", target.port or 80
+    path = target.path or "/"
+    if target.query:
+        path += "?" + target.query
+    head = f"POST {path} HTTP/1.1\r\nHost: {target.netloc}\r\n" + "".join(
+        f"{name}: {value}\r\n" for name, value in HEADERS.items()
+    )
+    conn: HttpConnection | None = None
+    try:
+        while (sent_at := time.perf_counter()) < tally.stop:
+            body = form_body(next(numbers), run_id, category)
+            request = f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
+            try:
+                if conn is None or conn.closed:
+                    _, conn = await loop.create_connection(HttpConnection, host, port)
+                status, payload, closes = await conn.exchange(request)
+            except (OSError, ValueError) as exc:
+                tally.record(sent_at, type(exc).__name__, str(exc))
+                if conn is not None:
+                    conn.close()
+                conn = None
+                await asyncio.sleep(0.01)  # a refused connection must not become a busy loop
+                continue
+            if 200 <= status < 300:
+                tally.record(sent_at, None)
+            else:
+                tally.record(sent_at, str(status), payload.decode(errors="replace"))
+            if closes:
+                conn.close()
+                conn = None
+    finally:
+        if conn is not None:
+            conn.close()
+
+
+# --- the aiohttp client ---------------------------------------------------------------------
+
+
+async def aiohttp_worker(
+    session: aiohttp.ClientSession,
+    url: str,
+    numbers: Iterator[int],
+    run_id: str,
+    category: str,
+    tally: Tally,
+) -> None:
+    while (sent_at := time.perf_counter()) < tally.stop:
+        body = form_body(next(numbers), run_id, category)
+        try:
+            async with session.post(url, data=body, headers=HEADERS) as response:
+                payload = await response.read()
+        except aiohttp.ClientError as exc:
+            tally.record(sent_at, type(exc).__name__, str(exc))
+            await asyncio.sleep(0.01)
+            continue
+        if 200 <= response.status < 300:
+            tally.record(sent_at, None)
+        else:
+            tally.record(sent_at, str(response.status), payload.decode(errors="replace"))
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+async def run(
+    url: str, clients: int, seconds: float, warmup: float, category: str, client: str
+) -> dict[str, Any]:
+    target = check_loopback(url)
+    now = time.perf_counter()
+    tally = Tally(start=now + warmup, stop=now + warmup + seconds)
+    numbers = iter(range(1, 1 << 62))
+    run_id = uuid.uuid4().hex[:8]
+    async with contextlib.AsyncExitStack() as stack:
+        if client == "aiohttp":
+            session = await stack.enter_async_context(
+                aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients))
+            )
+            coros = [
+                aiohttp_worker(session, url, numbers, run_id, category, tally)
+                for _ in range(clients)
+            ]
+        else:
+            coros = [raw_worker(target, numbers, run_id, category, tally) for _ in range(clients)]
+        tasks = [asyncio.ensure_future(coro) for coro in coros]
+        # Bounded: whatever has not answered GRACE_S after the window is abandoned.
+        _, pending = await asyncio.wait(tasks, timeout=warmup + seconds + GRACE_S)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    if pending:
+        tally.errors["unanswered"] += len(pending)
+    latencies = sorted(tally.latencies)
+    return {
+        "url": url,
+        "client": client,
+        "clients": clients,
+        "accepted": tally.accepted,
+        "errors": sum(tally.errors.values()),
+        "seconds": seconds,
+        "accepted_per_s": round(tally.accepted / seconds, 1),
+        "p50_ms": round(percentile(latencies, 0.50) * 1000, 2),
+        "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
+        "max_ms": round(latencies[-1] * 1000, 2) if latencies else None,
+        "error_kinds": dict(tally.errors),
+        "error_samples": tally.error_samples,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
+    parser.add_argument("--url", required=True, help="loopback URL to POST to")
+    parser.add_argument("--clients", type=int, default=64, help="concurrent connections")
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured duration")
+    parser.add_argument("--warmup", type=float, default=2.0, help="uncounted lead-in")
+    parser.add_argument("--category", default="Problema menor", help="form category field")
+    parser.add_argument("--client", choices=("raw", "aiohttp"), default="raw")
+    args = parser.parse_args(argv)
+    if args.clients < 1 or args.seconds <= 0 or args.warmup < 0:
+        parser.error("--clients must be ≥ 1, --seconds > 0, --warmup ≥ 0")
+    check_loopback(args.url)
+    result = asyncio.run(
+        run(args.url, args.clients, args.seconds, args.warmup, args.category, args.client)
+    )
+    print(json.dumps(result, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
