@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.engine import Connection
 
 from intake.message import InboundMessage
@@ -64,16 +64,29 @@ def identities_of(msg: InboundMessage) -> list[tuple[str, str]]:
     return found
 
 
+def pairs_in(
+    first: ColumnElement[str], second: ColumnElement[str], pairs: set[tuple[str, str]]
+) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """``first IN (…) AND second IN (…)``: a superset of the pairs, filtered by the caller.
+
+    SQLite does not use an index for a row-value ``(a, b) IN ((…), …)`` list and scans the
+    whole table (measured: the dedup lookup became the writer's bottleneck as the table
+    grew); two plain IN lists use the unique (a, b) index on both engines.
+    """
+    return first.in_({a for a, _ in pairs}), second.in_({b for _, b in pairs})
+
+
 def mark_duplicates(conn: Connection, work: list[Work], st: BatchState) -> None:
     keys = {(w.item.msg.channel.value, w.item.msg.external_id) for w in work if not w.item.retry_of}
     known: dict[tuple[str, str], tuple[int, int | None]] = {}
     if keys:
         rows = conn.execute(
             select(Inbound.channel, Inbound.external_id, Inbound.id, Inbound.case_id).where(
-                tuple_(Inbound.channel, Inbound.external_id).in_(list(keys))
+                *pairs_in(Inbound.channel, Inbound.external_id, keys)
             )
         )
-        known = {(r.channel, r.external_id): (r.id, r.case_id) for r in rows}
+        found = {(r.channel, r.external_id): (r.id, r.case_id) for r in rows}
+        known = {key: value for key, value in found.items() if key in keys}
     seen: dict[tuple[str, str], Work] = {}
     for w in work:
         if w.item.retry_of:
@@ -100,9 +113,9 @@ def find_customers(conn: Connection, work: list[Work], st: BatchState) -> None:
         rows = conn.execute(
             select(
                 CustomerIdentity.kind, CustomerIdentity.value, CustomerIdentity.customer_id
-            ).where(tuple_(CustomerIdentity.kind, CustomerIdentity.value).in_(list(wanted)))
+            ).where(*pairs_in(CustomerIdentity.kind, CustomerIdentity.value, wanted))
         )
-        found = {(r.kind, r.value): r.customer_id for r in rows}
+        found = {(r.kind, r.value): r.customer_id for r in rows if (r.kind, r.value) in wanted}
     pending: dict[tuple[str, str], int] = {}
     for w in work:
         known = next((found[i] for i in w.identities if i in found), None)
