@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.orm import QueryableAttribute
 
 from intake.message import InboundMessage
 from storage.models import Case, CustomerIdentity, Inbound, Message
@@ -65,7 +66,7 @@ def identities_of(msg: InboundMessage) -> list[tuple[str, str]]:
 
 
 def pairs_in(
-    first: ColumnElement[str], second: ColumnElement[str], pairs: set[tuple[str, str]]
+    first: QueryableAttribute[str], second: QueryableAttribute[str], pairs: set[tuple[str, str]]
 ) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
     """``first IN (…) AND second IN (…)``: a superset of the pairs, filtered by the caller.
 
