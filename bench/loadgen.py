@@ -11,9 +11,10 @@ end) as errors. Latencies are those of the accepted requests. The last stdout li
 JSON object: ``{accepted, errors, seconds, accepted_per_s, p50_ms, p99_ms, ...}``.
 
 Two clients: ``--client raw`` (default), a minimal HTTP/1.1 keep-alive client on asyncio
-protocols, and ``--client aiohttp``, aiohttp's ClientSession. On a 2-core machine the
-aiohttp client saturates its core at about a third of what a bare aiohttp server answers,
-so it would measure itself rather than the server; the raw client costs a fraction of that.
+protocols, and ``--client aiohttp``, aiohttp's ClientSession. On a 2-core machine,
+against a no-op aiohttp server, the aiohttp client saturates its core at about half the
+rate the raw client reaches (4,500–7,400 vs 12,700–13,600 req/s here), so with it the
+ceiling would partly measure the client; the raw client keeps the server the bottleneck.
 Only loopback targets are allowed; the run ends by itself after warm-up + duration.
 """
 

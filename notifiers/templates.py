@@ -33,10 +33,13 @@ class TemplateRenderer:
             autoescape=False,
             undefined=jinja2.StrictUndefined,
             keep_trailing_newline=False,
+            # No stat() of the template file on every render: SIGHUP reloads explicitly.
+            auto_reload=False,
         )
 
     def reload(self) -> None:
-        self._env.cache = {} if self._env.cache is not None else None
+        if self._env.cache is not None:
+            self._env.cache.clear()
 
     def render(self, name: str, language: str, context: dict[str, Any]) -> Rendered:
         lang = language if language in LANGUAGES else self.default_language
