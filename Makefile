@@ -7,7 +7,7 @@ CONFIG ?= config/example.toml
 STAMP  := $(VENV)/.installed
 TESTSTAMP := $(VENV)/.installed-test
 
-.PHONY: run test bench lint typecheck clean
+.PHONY: run test bench bench-pg lint typecheck clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,9 +35,13 @@ test: $(TESTSTAMP)
 	$(BIN)/mypy
 	$(BIN)/pytest -q -ra
 
-## bench: run the benchmarks in bench/ and write bench/results/*.json
+## bench: run the benchmarks in bench/ and write bench/results/*.json (median of 3 rounds)
 bench: $(STAMP)
-	$(BIN)/python bench/intake_http.py
+	$(BIN)/python bench/intake_http.py --rounds 3
+
+## bench-pg: the HTTP intake benchmark against the local PostgreSQL (a scratch database)
+bench-pg: $(STAMP)
+	$(BIN)/python bench/intake_http.py --rounds 3 --database postgresql+asyncpg://postgres@127.0.0.1:5432/postgres
 
 lint: $(TESTSTAMP)
 	$(BIN)/ruff check .
