@@ -100,6 +100,7 @@ async def open_services(
         metrics,
         batch_max=settings.intake.batch_max,
         queue_max=settings.intake.queue_max,
+        writers=settings.intake.writers,
     )
     return Services(
         settings=settings,

@@ -154,6 +154,7 @@ class IntakeSettings(Section):
     max_total_attachment_bytes: int = Field(26_214_400, ge=1)
     batch_max: int = Field(256, ge=1, le=10_000)
     queue_max: int = Field(10_000, ge=1)
+    writers: int = Field(4, ge=1, le=64)
     default_language: Literal["es", "en"] = "es"
 
 

@@ -56,12 +56,14 @@ class IntakeWriter:
         *,
         batch_max: int = 256,
         queue_max: int = 10_000,
+        writers: int = 1,
     ) -> None:
         self.db = db
         self.catalog = catalog
         self.batch_writer = batch_writer
         self.metrics = metrics
         self.batch_max = batch_max
+        self.writers = 1 if db.is_sqlite else max(1, writers)
         self._queue: asyncio.Queue[_Pending | object] = asyncio.Queue(maxsize=queue_max)
         self._closing = False
         self._started = asyncio.Event()
@@ -110,27 +112,38 @@ class IntakeWriter:
     # --- the writer's side -----------------------------------------------------------
 
     async def run(self) -> None:
-        """Drain the queue until ``close`` is called and everything queued is written."""
+        """Drain the queue until ``close`` is called and everything queued is written.
+
+        ``writers`` batches may be in flight at once. SQLite has one writer by nature; on
+        PostgreSQL a batch spends most of its time waiting for round trips and the commit's
+        fsync, so a few concurrent batches keep the server busy (its own group commit).
+        """
         self.running = True
         self._started.set()
         try:
-            while True:
-                first = await self._queue.get()
-                if first is _STOP:
-                    break
-                batch = [first]
-                while len(batch) < self.batch_max and not self._queue.empty():
-                    nxt = self._queue.get_nowait()
-                    if nxt is _STOP:
-                        self._queue.put_nowait(_STOP)  # finish this batch, then stop
-                        break
-                    batch.append(nxt)
-                # Shielded so that a cancellation mid-batch still lets the commit finish
-                # and every waiting caller get its answer.
-                await asyncio.shield(self._write([p for p in batch if isinstance(p, _Pending)]))
+            async with asyncio.TaskGroup() as group:
+                for _ in range(self.writers):
+                    group.create_task(self._drain())
         finally:
             self.running = False
             self._fail_queued()
+
+    async def _drain(self) -> None:
+        while True:
+            first = await self._queue.get()
+            if first is _STOP:
+                self._queue.put_nowait(_STOP)  # let the other drainers see it too
+                return
+            batch = [first]
+            while len(batch) < self.batch_max and not self._queue.empty():
+                nxt = self._queue.get_nowait()
+                if nxt is _STOP:
+                    self._queue.put_nowait(_STOP)  # finish this batch, then stop
+                    break
+                batch.append(nxt)
+            # Shielded so that a cancellation mid-batch still lets the commit finish
+            # and every waiting caller get its answer.
+            await asyncio.shield(self._write([p for p in batch if isinstance(p, _Pending)]))
 
     async def wait_started(self) -> None:
         await self._started.wait()

@@ -15,7 +15,7 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.engine import Connection
 
 from intake.acks import acknowledgement_for
@@ -171,20 +171,8 @@ class BatchWriter:
     def _insert_cases(self, conn: Connection, work: list[Work], now: datetime) -> None:
         new = [w for w in work if w.new_case is not None and w.outcome == "created"]
         if new:
-            # Reserving the numbers with one UPDATE … RETURNING takes the counter row's lock
-            # until commit, so concurrent writers (several daemons on PostgreSQL) never share
-            # a number; the unique index on cases.number is the backstop.
-            last = conn.scalar(
-                update(Counter)
-                .where(Counter.name == "case")
-                .values(value=Counter.value + len(new))
-                .returning(Counter.value)
-            )
-            if last is None:
-                raise RuntimeError("case counter row missing: run `ventanilla db upgrade`")
-            first = last - len(new) + 1
-            for offset, w in enumerate(new):
-                w.case_number = self.format_number(first + offset)
+            for w, number in zip(new, reserve_case_numbers(conn, len(new)), strict=True):
+                w.case_number = self.format_number(number)
                 assert w.new_case is not None
                 w.new_case.update(number=w.case_number, customer_id=w.customer_id)
             case_ids = insert_returning_ids(
@@ -321,3 +309,28 @@ class BatchWriter:
             inbound_id, case_id = w.duplicate_of
             return AcceptResult("duplicate", inbound_id, st.dup_numbers.get(case_id or 0))
         return AcceptResult(w.outcome, w.inbound_id, w.case_number, w.error, w.reasons)
+
+
+def reserve_case_numbers(conn: Connection, count: int) -> list[int]:
+    """``count`` new case numbers, unique across every writer of the database.
+
+    PostgreSQL: from the ``case_numbers`` sequence (no lock, so concurrent batches and
+    daemons never wait on each other; a rolled-back batch leaves a gap). SQLite: one
+    UPDATE … RETURNING of the counter row, safe because the writer holds the database's
+    only write lock (BEGIN IMMEDIATE) until commit. The unique index on cases.number is
+    the backstop on both.
+    """
+    if conn.dialect.name == "postgresql":
+        rows = conn.execute(
+            text("SELECT nextval('case_numbers') FROM generate_series(1, :n)"), {"n": count}
+        )
+        return sorted(int(n) for n in rows.scalars())
+    last = conn.scalar(
+        update(Counter)
+        .where(Counter.name == "case")
+        .values(value=Counter.value + count)
+        .returning(Counter.value)
+    )
+    if last is None:
+        raise RuntimeError("case counter row missing: run `ventanilla db upgrade`")
+    return list(range(last - count + 1, last + 1))

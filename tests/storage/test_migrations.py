@@ -27,6 +27,9 @@ async def test_upgrade_matches_models(db_url: str) -> None:
             assert await conn.run_sync(diff) == []
             counter = await conn.scalar(text("SELECT value FROM counters WHERE name = 'case'"))
             assert counter == 0
+            if conn.dialect.name == "postgresql":
+                first = await conn.scalar(text("SELECT nextval('case_numbers')"))
+                assert first == 1
     finally:
         await engine.dispose()
     # Running it again is a no-op.
@@ -45,3 +48,15 @@ async def test_sqlite_pragmas(tmp_path: Any) -> None:
             assert (await conn.scalar(text("PRAGMA busy_timeout"))) == 10000
     finally:
         await db.close()
+
+
+async def test_downgrade_and_upgrade_again(db_url: str) -> None:
+    import asyncio
+
+    from alembic import command
+
+    await migrate.upgrade(db_url)
+    await asyncio.to_thread(command.downgrade, migrate.alembic_config(db_url), "0001")
+    assert await migrate.current_revision(db_url) == "0001"
+    await migrate.upgrade(db_url)
+    assert await migrate.current_revision(db_url) == migrate.head_revision()
