@@ -64,6 +64,17 @@ class SmtpSettings(Section):
     port: int = Field(8025, ge=0, le=65535)
     protocol: Literal["smtp", "lmtp"] = "smtp"
     max_message_bytes: int = Field(26_214_400, ge=1024)
+    hostname: str = "ventanilla.localdomain"  # name in the greeting and our Message-IDs
+    tls_cert_file: Path | None = None  # STARTTLS offered when cert and key are set
+    tls_key_file: Path | None = None
+    require_tls: bool = False
+    # AUTH for trusted relays: "user:password" pairs (or auth_users_file, one per line).
+    auth_users: list[str] = []
+    auth_users_file: Path | None = None
+    auth_required: bool = False
+    # A message to several of our mailboxes: one case recording every mailbox, or one case
+    # per area of the mailboxes (linked as parent/children).
+    multi_mailbox: Literal["one_case", "case_per_area"] = "one_case"
 
 
 class MailboxSettings(Section):
@@ -149,6 +160,7 @@ class NotifierSettings(Section):
 
 class IntakeSettings(Section):
     attachments_dir: Path = Path("attachments")
+    parse_workers: int = Field(0, ge=0, le=32)  # MIME parsing processes (0 = one per core)
     max_attachment_bytes: int = Field(10_485_760, ge=1)
     max_attachments: int = Field(10, ge=0)
     max_total_attachment_bytes: int = Field(26_214_400, ge=1)
@@ -161,6 +173,15 @@ class IntakeSettings(Section):
 class CaseSettings(Section):
     number_prefix: str = "CAS-"
     number_width: int = Field(6, ge=1, le=12)
+    # Threading: same sender + same normalized subject within N days continues a case
+    # (0 = off); a reply to a closed case reopens it or opens a new linked case.
+    same_subject_days: int = Field(7, ge=0)
+    reply_to_closed: Literal["reopen", "new_case"] = "reopen"
+    reopen_status: str = "Abierta"
+
+
+class LoopProtectionSettings(Section):
+    acks_per_sender_per_day: int = Field(5, ge=0)  # 0 = no limit
 
 
 class AreaSeed(Section):
@@ -273,6 +294,7 @@ class Settings(Section):
     notifiers: NotifierSettings = NotifierSettings()
     intake: IntakeSettings = IntakeSettings()
     cases: CaseSettings = CaseSettings()
+    loop_protection: LoopProtectionSettings = LoopProtectionSettings()
     catalog: CatalogSettings = CatalogSettings()
 
 
@@ -349,10 +371,12 @@ def _resolve_paths(node: Any, base: Path, key: str, problems: list[ConfigProblem
         if isinstance(value, str) and (name.endswith("_file") or name.endswith("_dir")) and value:
             resolved = Path(value) if Path(value).is_absolute() else base / value
             out[name] = resolved
-            if name.endswith("_file"):
+            if name.endswith("_file") and not name.startswith("tls_"):
                 secret_key = name[: -len("_file")]
                 try:
-                    out[secret_key] = resolved.read_text(encoding="utf-8").strip()
+                    content = resolved.read_text(encoding="utf-8").strip()
+                    # A list-valued secret (auth_users) is one entry per line.
+                    out[secret_key] = content.splitlines() if secret_key == "auth_users" else content
                 except OSError as exc:
                     problems.append(ConfigProblem(path, f"cannot read {resolved}: {exc.strerror}"))
         else:

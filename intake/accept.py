@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from intake.batch import BatchWriter
 from intake.lookups import BatchItem
-from intake.message import AcceptResult, InboundMessage
+from intake.message import AcceptResult, Address, Channel, InboundMessage
 from intake.metrics import IntakeMetrics
 from routing.catalog import CatalogCache
 from storage.db import Database, StorageUnavailable, is_unavailable_error
@@ -92,6 +92,18 @@ class IntakeWriter:
             raise ValueError(f"inbound message {inbound_id} has no normalized form to replay")
         msg = InboundMessage.from_json(row.normalized, row.raw)
         return await self._submit(BatchItem(msg, retry_of=inbound_id))
+
+    async def record_failed(
+        self, channel: Channel, external_id: str, raw: bytes, error: str
+    ) -> AcceptResult:
+        """Commit bytes that could not even be parsed, as a failed inbound row.
+
+        Deduplicated like accept(): the same unparseable bytes twice are one row.
+        """
+        msg = InboundMessage(channel=channel, external_id=external_id, sender=Address(), raw=raw)
+        result = await self._record_failure(BatchItem(msg), RuntimeError(error), normalized=False)
+        self.metrics.observe(channel.value, result.outcome, 0.0)
+        return result
 
     async def _submit(self, item: BatchItem) -> AcceptResult:
         if self._closing or not self.running:
@@ -203,10 +215,12 @@ class IntakeWriter:
         else:
             self._fail_batch([pending], error or RuntimeError("unknown write failure"))
 
-    async def _record_failure(self, item: BatchItem, error: Exception) -> AcceptResult:
+    async def _record_failure(
+        self, item: BatchItem, error: Exception, *, normalized: bool = True
+    ) -> AcceptResult:
         """Keep the raw message as a failed row: nothing accepted is ever lost."""
         msg = item.msg
-        text = f"{type(error).__name__}: {error}"[:4000]
+        text = (f"{type(error).__name__}: {error}" if normalized else str(error))[:4000]
         log.error("inbound %s/%s failed: %s", msg.channel.value, msg.external_id, text)
         async with self.db.session() as session, session.begin():
             if item.retry_of is not None:
@@ -227,7 +241,7 @@ class IntakeWriter:
                     status="failed",
                     error=text,
                     raw=msg.raw,
-                    normalized=msg.to_json(),
+                    normalized=msg.to_json() if normalized else None,
                     retries=0,
                 )
                 .returning(Inbound.id)

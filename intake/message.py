@@ -60,6 +60,14 @@ class InboundMessage:
     in_reply_to: tuple[str, ...] = ()
     conversation_key: str | None = None
     auto_submitted: bool = False
+    auto_reason: str | None = None  # why it counts as automatic (RFC 3834 header, bounce …)
+    cc: tuple[str, ...] = ()
+    # The reply itself, without the quoted history and signature (display only; ``text``
+    # keeps everything).
+    reply_text: str | None = None
+    # A delivery status notification: the Message-IDs it reports on and the reason.
+    reports_on: tuple[str, ...] = ()
+    report_error: str | None = None
     # Customer choices and presets (web form, API, mailbox presets).
     category: str | None = None
     subreason: str | None = None
@@ -105,6 +113,11 @@ class InboundMessage:
             "priority": self.priority,
             "language": self.language,
             "suppress_ack_reason": self.suppress_ack_reason,
+            "auto_reason": self.auto_reason,
+            "cc": list(self.cc),
+            "reply_text": self.reply_text,
+            "reports_on": list(self.reports_on),
+            "report_error": self.report_error,
         }
 
     @classmethod
@@ -113,7 +126,7 @@ class InboundMessage:
         fields["channel"] = Channel(fields["channel"])
         fields["sender"] = Address(**fields["sender"])
         fields["attachments"] = tuple(Attachment(**a) for a in fields.get("attachments", ()))
-        for name in ("recipients", "in_reply_to"):
+        for name in ("recipients", "in_reply_to", "cc", "reports_on"):
             fields[name] = tuple(fields.get(name, ()))
         return cls(raw=raw, **fields)
 

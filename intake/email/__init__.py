@@ -1,0 +1,1 @@
+"""The email channel: MIME parsing, the SMTP/LMTP server, the IMAP poller and imports."""

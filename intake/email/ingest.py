@@ -1,0 +1,117 @@
+"""One email in, one accept(): the path shared by the SMTP/LMTP server, IMAP and imports.
+
+Parsing runs off the event loop (a process pool when one is given, so both cores parse
+under load; else a thread). Attachments are written to the store before accept() so a
+committed row never points at a missing file. Bytes that cannot be parsed at all are still
+committed, as a failed inbound row with their raw bytes: nothing accepted is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+from intake.accept import IntakeWriter
+from intake.attachments import AttachmentStore
+from intake.email.mailboxes import Mailbox, MailboxDirectory
+from intake.email.parse import EmailParseError, ParsedEmail, ParseLimits, parse_email
+from intake.message import AcceptResult, Attachment, Channel, InboundMessage
+
+
+@dataclass(frozen=True, slots=True)
+class EmailSource:
+    """Where a mail came from, for the record and for acknowledgement policy."""
+
+    kind: str  # smtp | lmtp | imap:<account> | import
+    suppress_ack: str | None = None  # e.g. "imported archive"
+
+
+def raw_message_id(raw: bytes) -> str:
+    """The dedup key of a mail without a usable Message-ID: a hash of its bytes."""
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+class EmailIngest:
+    def __init__(
+        self,
+        writer: IntakeWriter,
+        store: AttachmentStore,
+        mailboxes: MailboxDirectory,
+        limits: ParseLimits,
+        own_domain: str,
+        *,
+        parser_pool: Executor | None = None,
+        default_language: str = "es",
+    ) -> None:
+        self.writer = writer
+        self.store = store
+        self.mailboxes = mailboxes
+        self.limits = limits
+        self.own_domain = own_domain
+        self.pool = parser_pool
+        self.default_language = default_language
+
+    async def parse(self, raw: bytes) -> ParsedEmail:
+        loop = asyncio.get_running_loop()
+        if self.pool is not None:
+            return await loop.run_in_executor(
+                self.pool, parse_email, raw, self.limits, self.own_domain
+            )
+        return await asyncio.to_thread(parse_email, raw, self.limits, self.own_domain)
+
+    async def ingest(
+        self, raw: bytes, source: EmailSource, envelope_to: Sequence[str] = ()
+    ) -> AcceptResult:
+        """Parse, store attachments, accept. Raises StorageUnavailable like accept()."""
+        try:
+            parsed = await self.parse(raw)
+        except EmailParseError as exc:
+            return await self.writer.record_failed(
+                Channel.EMAIL, raw_message_id(raw), raw, f"parse: {exc}"
+            )
+        except Exception as exc:  # a parser bug must not lose the mail either
+            return await self.writer.record_failed(
+                Channel.EMAIL, raw_message_id(raw), raw, f"parse: {type(exc).__name__}: {exc}"
+            )
+        stored = tuple(
+            [await self.store.save(a.data, a.filename, a.content_type) for a in parsed.attachments]
+        )
+        return await self.writer.accept(self.message(parsed, raw, source, envelope_to, stored))
+
+    def message(
+        self,
+        parsed: ParsedEmail,
+        raw: bytes,
+        source: EmailSource,
+        envelope_to: Sequence[str],
+        stored: tuple[Attachment, ...],
+    ) -> InboundMessage:
+        recipients = tuple(envelope_to) or parsed.to + parsed.cc
+        ours = self.mailboxes.matching(recipients)
+        preset: Mailbox | None = ours[0][1] if ours else None
+        return InboundMessage(
+            channel=Channel.EMAIL,
+            external_id=parsed.message_id,
+            sender=parsed.sender,
+            raw=raw,
+            subject=parsed.subject,
+            text=parsed.text,
+            html=parsed.html,
+            recipients=tuple(address for address, _ in ours) or tuple(recipients),
+            cc=parsed.cc,
+            attachments=stored,
+            in_reply_to=parsed.in_reply_to,
+            auto_submitted=parsed.auto_submitted,
+            auto_reason=parsed.auto_reason,
+            reply_text=parsed.reply_text,
+            reports_on=parsed.reports_on,
+            report_error=parsed.report_error,
+            category=preset.category if preset else None,
+            area=preset.area if preset else None,
+            priority=preset.priority if preset else None,
+            language=self.default_language,
+            suppress_ack_reason=source.suppress_ack,
+        )
