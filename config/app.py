@@ -21,6 +21,7 @@ from intake.accept import IntakeWriter
 from intake.api import ApiIntake
 from intake.attachments import AttachmentStore
 from intake.batch import BatchWriter
+from intake.conversation import ThreadingPolicy
 from intake.metrics import IntakeMetrics
 from intake.webform import WebFormConfig, WebFormIntake
 from notifiers.outbox import Outbox
@@ -92,10 +93,16 @@ async def open_services(
         db,
         catalog,
         BatchWriter(
-            Outbox(renderer),
+            Outbox(renderer, settings.smtp.hostname),
             RuleEngine(),
             number_prefix=settings.cases.number_prefix,
             number_width=settings.cases.number_width,
+            threading=ThreadingPolicy(
+                same_subject_days=settings.cases.same_subject_days,
+                reply_to_closed=settings.cases.reply_to_closed,
+                reopen_status=settings.cases.reopen_status,
+            ),
+            acks_per_sender_per_day=settings.loop_protection.acks_per_sender_per_day,
         ),
         metrics,
         batch_max=settings.intake.batch_max,

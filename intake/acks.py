@@ -7,9 +7,16 @@ recorded on the case instead.
 
 from __future__ import annotations
 
+from collections import Counter
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
+
 from intake.lookups import Work
 from notifiers.outbox import OutboundRequest
 from routing.catalog import CatalogSnapshot
+from storage.models import Notification
 
 
 def acknowledgement_for(w: Work, catalog: CatalogSnapshot) -> OutboundRequest | str | None:
@@ -43,3 +50,44 @@ def acknowledgement_for(w: Work, catalog: CatalogSnapshot) -> OutboundRequest | 
             "sms", "ack_sms", msg.language, msg.sender.phone, context, w.case_id, w.customer_id
         )
     return "no address to acknowledge to"
+
+
+class AckLimiter:
+    """Caps automatic acknowledgements per recipient per 24 hours (loop protection).
+
+    Two autoresponders answering each other would otherwise open a case and send an
+    acknowledgement per message forever; the cap breaks such a loop within a day's budget.
+    """
+
+    def __init__(self, conn: Connection, work: list[Work], per_day: int, now: datetime) -> None:
+        self.per_day = per_day
+        self.sent: Counter[str] = Counter()
+        if per_day <= 0:
+            return
+        recipients = {
+            address
+            for w in work
+            if w.outcome == "created"
+            for address in (w.item.msg.sender.email, w.item.msg.sender.phone)
+            if address
+        }
+        if recipients:
+            rows = conn.execute(
+                select(Notification.recipient, func.count())
+                .where(
+                    Notification.recipient.in_(recipients),
+                    Notification.trigger == "auto",
+                    Notification.template.like("ack_%"),
+                    Notification.created_at >= now - timedelta(days=1),
+                )
+                .group_by(Notification.recipient)
+            )
+            self.sent.update({r[0]: int(r[1]) for r in rows})
+
+    def check(self, ack: OutboundRequest | str | None) -> OutboundRequest | str | None:
+        if not isinstance(ack, OutboundRequest) or self.per_day <= 0:
+            return ack
+        if self.sent[ack.recipient] >= self.per_day:
+            return f"acknowledgement limit reached ({self.per_day} per day to {ack.recipient})"
+        self.sent[ack.recipient] += 1
+        return ack

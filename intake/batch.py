@@ -18,13 +18,14 @@ from typing import Any
 from sqlalchemy import select, text, update
 from sqlalchemy.engine import Connection
 
-from intake.acks import acknowledgement_for
+from intake.acks import AckLimiter, acknowledgement_for
+from intake.bounces import mark_bounced
+from intake.conversation import ThreadingPolicy, find_threads
 from intake.lookups import (
     BatchItem,
     BatchState,
     Work,
     find_customers,
-    find_threads,
     identities_of,
     mark_duplicates,
 )
@@ -56,11 +57,15 @@ class BatchWriter:
         *,
         number_prefix: str,
         number_width: int,
+        threading: ThreadingPolicy | None = None,
+        acks_per_sender_per_day: int = 0,
     ) -> None:
         self.outbox = outbox
         self.engine = engine
         self.prefix = number_prefix
         self.width = number_width
+        self.threading = threading or ThreadingPolicy()
+        self.acks_per_day = acks_per_sender_per_day
         self._refs = random.Random(secrets.randbits(128))
         self._tag = re.compile(r"\[(" + re.escape(number_prefix) + r"\d{1,12})\]")
 
@@ -82,12 +87,12 @@ class BatchWriter:
         mark_duplicates(conn, work, st)
         fresh = [w for w in work if w.duplicate_of is None]
         find_customers(conn, fresh, st)
-        find_threads(conn, fresh, self._tag)
+        find_threads(conn, fresh, self._tag, self.threading, catalog, now)
         for w in fresh:
             if w.case_id is None:
                 self._route(w, catalog, now)
         self._insert_customers(conn, fresh, st)
-        self._insert_cases(conn, fresh, now)
+        self._insert_cases(conn, fresh, catalog, now)
         self._insert_inbound(conn, fresh, now)
         self._insert_timeline(conn, fresh, catalog, now)
         return [self._result(w, st) for w in work]
@@ -132,8 +137,11 @@ class BatchWriter:
             "escalation_level": 0,
             "created_at": now,
             "updated_at": now,
+            "parent_id": w.parent_case_id,
         }
         w.reasons = decision.reasons
+        if w.parent_case_id is not None:
+            w.reasons += ("reply to a closed case: a new case linked to it",)
         w.outcome = "created"
 
     # --- inserts ---------------------------------------------------------------------
@@ -168,7 +176,9 @@ class BatchWriter:
             if w.new_customer is not None:
                 w.customer_id = ids[w.new_customer]
 
-    def _insert_cases(self, conn: Connection, work: list[Work], now: datetime) -> None:
+    def _insert_cases(
+        self, conn: Connection, work: list[Work], catalog: CatalogSnapshot, now: datetime
+    ) -> None:
         new = [w for w in work if w.new_case is not None and w.outcome == "created"]
         if new:
             for w, number in zip(new, reserve_case_numbers(conn, len(new)), strict=True):
@@ -183,6 +193,16 @@ class BatchWriter:
         continued = {w.case_id for w in work if w.outcome == "continued"}
         if continued:
             conn.execute(update(Case).where(Case.id.in_(continued)).values(updated_at=now))
+            reopened = {w.case_id for w in work if w.reopen and w.outcome == "continued"}
+            status = catalog.find("statuses", self.threading.reopen_status) or catalog.default(
+                "statuses"
+            )
+            if reopened and status is not None:
+                conn.execute(
+                    update(Case)
+                    .where(Case.id.in_(reopened))
+                    .values(status_id=status.id, closed_at=None)
+                )
             rows = conn.execute(select(Case.id, Case.number).where(Case.id.in_(continued)))
             numbers = {r.id: r.number for r in rows}
             for w in work:
@@ -275,16 +295,33 @@ class BatchWriter:
             core_insert(conn, Attachment.__table__, attachments)
         events: list[dict[str, Any]] = []
         acks: list[OutboundRequest] = []
+        limiter = AckLimiter(conn, ok, self.acks_per_day, now)
         for w in ok:
             msg = w.item.msg
             if w.outcome == "created":
                 events.append(self._event(w, "created", {"channel": msg.channel.value}, now))
                 events.append(self._event(w, "routed", {"reasons": list(w.reasons)}, now))
             else:
-                events.append(
-                    self._event(w, "message_received", {"channel": msg.channel.value}, now)
-                )
-            ack = acknowledgement_for(w, catalog)
+                detail: dict[str, Any] = {"channel": msg.channel.value}
+                if w.reasons:
+                    detail["reasons"] = list(w.reasons)
+                events.append(self._event(w, "message_received", detail, now))
+                if w.reopen:
+                    events.append(
+                        self._event(w, "reopened", {"status": self.threading.reopen_status}, now)
+                    )
+            if msg.reports_on:
+                bounced = mark_bounced(conn, msg.reports_on, msg.report_error, now)
+                if bounced:
+                    events.append(
+                        self._event(
+                            w,
+                            "delivery_failed",
+                            {"notifications": bounced, "error": msg.report_error},
+                            now,
+                        )
+                    )
+            ack = limiter.check(acknowledgement_for(w, catalog))
             if isinstance(ack, str):
                 events.append(self._event(w, "ack_suppressed", {"reason": ack}, now))
             elif ack is not None:

@@ -6,7 +6,6 @@ are written onto the batch's ``Work`` items for ``intake.batch`` to insert from.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -16,7 +15,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import QueryableAttribute
 
 from intake.message import InboundMessage
-from storage.models import Case, CustomerIdentity, Inbound, Message
+from storage.models import Case, CustomerIdentity, Inbound
 
 
 @dataclass
@@ -51,6 +50,8 @@ class Work:
     duplicate_of: tuple[int, int | None] | None = None
     inbound_id: int = 0
     identities: list[tuple[str, str]] = field(default_factory=list)
+    parent_case_id: int | None = None  # a new case linked to the closed one answered
+    reopen: bool = False  # continues a closed case that the policy reopens
 
 
 def identities_of(msg: InboundMessage) -> list[tuple[str, str]]:
@@ -135,36 +136,3 @@ def find_customers(conn: Connection, work: list[Work], st: BatchState) -> None:
                 st.new_customers[index][1].append(ident)
         w.new_customer = index
         w.identities = []
-
-
-def find_threads(conn: Connection, work: list[Work], tag: re.Pattern[str]) -> None:
-    """A subject tag or a reply header naming one of our cases continues that case."""
-    tags = {w: m.group(1) for w in work if (m := tag.search(w.item.msg.subject))}
-    reply_ids = {ref for w in work for ref in w.item.msg.in_reply_to}
-    by_number: dict[str, tuple[int, int]] = {}
-    by_ref: dict[str, tuple[int, int]] = {}
-    if tags:
-        rows = conn.execute(
-            select(Case.number, Case.id, Case.customer_id).where(
-                Case.number.in_(set(tags.values()))
-            )
-        )
-        by_number = {r.number: (r.id, r.customer_id) for r in rows}
-    if reply_ids:
-        rows = conn.execute(
-            select(Message.external_id, Message.case_id, Case.customer_id)
-            .join(Case, Case.id == Message.case_id)
-            .where(Message.external_id.in_(reply_ids))
-        )
-        by_ref = {r.external_id: (r.case_id, r.customer_id) for r in rows}
-    for w in work:
-        hits = [by_ref[r] for r in w.item.msg.in_reply_to if r in by_ref]
-        if w in tags and tags[w] in by_number:
-            hits.append(by_number[tags[w]])
-        # Only the case's own customer may continue it: a guessed number in a subject
-        # must not let a stranger write into someone else's case.
-        for case_id, owner in hits:
-            if w.customer_id is not None and owner == w.customer_id:
-                w.case_id = case_id
-                w.outcome = "continued"
-                break

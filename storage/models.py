@@ -352,6 +352,8 @@ class Notification(Base):
     requested_by: Mapped[str | None] = mapped_column(String(200))
     reason: Mapped[str | None] = mapped_column(Text)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    # Email only: the Message-ID we send it with, so replies and bounces find their case.
+    message_id: Mapped[str | None] = mapped_column(String(300), index=True)
 
 
 class DeliveryAttempt(Base):

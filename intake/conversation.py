@@ -1,0 +1,145 @@
+"""Which case a message continues: reply headers, the subject tag, then same sender + subject.
+
+In order (first hit wins):
+1. In-Reply-To / References naming a Message-ID we stored: a customer's earlier mail
+   (messages.external_id) or one of our own notifications (notifications.message_id).
+   Message-IDs are not guessable, so any sender may continue a case this way (a colleague
+   in Cc answering counts).
+2. A delivery status notification about one of our notifications threads into its case.
+3. The subject tag ``[CAS-000123]``, but only for the case's own customer: a number typed
+   into a subject must not let a stranger write into someone else's case.
+4. Email only, when enabled: the same customer with the same normalized subject on a case
+   updated within ``same_subject_days``.
+A hit on a closed case is reopened or becomes a new case linked to it, per policy.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from intake.lookups import Work
+from routing.catalog import CatalogSnapshot
+from storage.models import Case, Message, Notification
+
+# "Re:", "RE :", "Fwd:", "RV:" (Spanish Outlook), "AW:"/"WG:" (German), "R:"/"I:" (Italian)
+# and a leading tag like "[CAS-000123]", repeated.
+_PREFIX = re.compile(
+    r"^\s*(?:(?:re|fwd?|rv|aw|wg|sv|vs|r|i|enc|res)\s*(?:\[\d+\])?\s*:\s*|\[[^\]]*\]\s*)+",
+    re.IGNORECASE,
+)
+
+
+def normalize_subject(subject: str) -> str:
+    """Subject without reply/forward prefixes and tags, case- and space-folded."""
+    return " ".join(_PREFIX.sub("", subject or "").split()).casefold()
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadingPolicy:
+    same_subject_days: int = 7
+    reply_to_closed: str = "reopen"  # reopen | new_case
+    reopen_status: str = "Abierta"
+
+
+def find_threads(
+    conn: Connection,
+    work: list[Work],
+    tag: re.Pattern[str],
+    policy: ThreadingPolicy,
+    catalog: CatalogSnapshot,
+    now: datetime,
+) -> None:
+    """Set ``case_id``/``outcome`` on the work items that continue a case."""
+    refs = {ref for w in work for ref in (*w.item.msg.in_reply_to, *w.item.msg.reports_on)}
+    by_ref: dict[str, int] = {}
+    if refs:
+        rows = conn.execute(
+            select(Message.external_id, Message.case_id).where(Message.external_id.in_(refs))
+        )
+        by_ref = {r.external_id: r.case_id for r in rows}
+        rows = conn.execute(
+            select(Notification.message_id, Notification.case_id).where(
+                Notification.message_id.in_(refs), Notification.case_id.is_not(None)
+            )
+        )
+        by_ref.update({r.message_id: r.case_id for r in rows})
+    tags = {w: m.group(1) for w in work if (m := tag.search(w.item.msg.subject))}
+    by_number: dict[str, tuple[int, int]] = {}
+    if tags:
+        rows = conn.execute(
+            select(Case.number, Case.id, Case.customer_id).where(
+                Case.number.in_(set(tags.values()))
+            )
+        )
+        by_number = {r.number: (r.id, r.customer_id) for r in rows}
+    for w in work:
+        msg = w.item.msg
+        hit = next((by_ref[r] for r in (*msg.in_reply_to, *msg.reports_on) if r in by_ref), None)
+        if hit is None and w in tags and tags[w] in by_number:
+            case_id, owner = by_number[tags[w]]
+            if w.customer_id is not None and owner == w.customer_id:
+                hit = case_id
+        if hit is not None:
+            w.case_id, w.outcome = hit, "continued"
+    _same_subject(conn, [w for w in work if w.case_id is None], policy, now)
+    _closed_cases(conn, [w for w in work if w.case_id is not None], policy, catalog)
+
+
+def _same_subject(
+    conn: Connection, work: list[Work], policy: ThreadingPolicy, now: datetime
+) -> None:
+    candidates = [
+        w
+        for w in work
+        if w.item.msg.channel.value == "email"
+        and w.customer_id is not None
+        and normalize_subject(w.item.msg.subject)
+    ]
+    if policy.same_subject_days <= 0 or not candidates:
+        return
+    since = now - timedelta(days=policy.same_subject_days)
+    rows = conn.execute(
+        select(Case.id, Case.customer_id, Case.title)
+        .where(
+            Case.customer_id.in_({w.customer_id for w in candidates}),
+            Case.updated_at >= since,
+        )
+        .order_by(Case.updated_at.desc())
+    )
+    latest: dict[tuple[int, str], int] = {}
+    for r in rows:
+        latest.setdefault((r.customer_id, normalize_subject(r.title)), r.id)
+    for w in candidates:
+        assert w.customer_id is not None
+        case_id = latest.get((w.customer_id, normalize_subject(w.item.msg.subject)))
+        if case_id is not None:
+            w.case_id, w.outcome = case_id, "continued"
+            w.reasons = (f"same sender and subject within {policy.same_subject_days} days",)
+
+
+def _closed_cases(
+    conn: Connection, work: list[Work], policy: ThreadingPolicy, catalog: CatalogSnapshot
+) -> None:
+    """Reopen the closed cases being answered, or turn the answer into a linked new case."""
+    if not work:
+        return
+    rows = conn.execute(
+        select(Case.id, Case.status_id).where(Case.id.in_({w.case_id for w in work}))
+    )
+    closed = {
+        r.id
+        for r in rows
+        if (status := catalog.get("statuses", r.status_id)) is not None and status.kind == "closed"
+    }
+    for w in work:
+        if w.case_id not in closed:
+            continue
+        if policy.reply_to_closed == "new_case" and not w.item.msg.auto_submitted:
+            w.parent_case_id, w.case_id, w.outcome = w.case_id, None, ""
+        elif not w.item.msg.auto_submitted:  # a bounce or auto-reply never reopens
+            w.reopen = True
