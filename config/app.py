@@ -7,7 +7,10 @@ routes. The daemon and the tests both use these two, so what is tested is what r
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import secrets
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -22,6 +25,9 @@ from intake.api import ApiIntake
 from intake.attachments import AttachmentStore
 from intake.batch import BatchWriter
 from intake.conversation import ThreadingPolicy
+from intake.email.ingest import EmailIngest
+from intake.email.mailboxes import Mailbox, MailboxDirectory
+from intake.email.parse import ParseLimits
 from intake.metrics import IntakeMetrics
 from intake.webform import WebFormConfig, WebFormIntake
 from notifiers.outbox import Outbox
@@ -44,9 +50,26 @@ class Services:
     intake_metrics: IntakeMetrics
     writer: IntakeWriter
     secret_key: bytes
+    email: EmailIngest
+    parser_pool: ProcessPoolExecutor | None = None
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
 
+    def start_parser_pool(self) -> None:
+        """MIME parsing in worker processes (the daemon and imports; tests parse in threads).
+
+        Why processes: parsing is CPU-bound Python, and a pool lets it use every core while
+        the event loop keeps answering (PERFORMANCE.md: the parser alone is ~700 mails/s on
+        one core)."""
+        if self.parser_pool is None:
+            workers = self.settings.intake.parse_workers or os.cpu_count() or 1
+            self.parser_pool = ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("forkserver")
+            )
+            self.email.pool = self.parser_pool
+
     async def close(self) -> None:
+        if self.parser_pool is not None:
+            self.parser_pool.shutdown(wait=True, cancel_futures=True)
         await self.db.close()
 
 
@@ -109,16 +132,39 @@ async def open_services(
         queue_max=settings.intake.queue_max,
         writers=settings.intake.writers,
     )
+    store = AttachmentStore(settings.intake.attachments_dir)
+    email = EmailIngest(
+        writer,
+        store,
+        mailbox_directory(settings),
+        ParseLimits(
+            max_attachments=settings.intake.max_attachments,
+            max_attachment_bytes=settings.intake.max_attachment_bytes,
+            max_total_attachment_bytes=settings.intake.max_total_attachment_bytes,
+        ),
+        settings.smtp.hostname,
+        default_language=settings.intake.default_language,
+        case_per_area=settings.smtp.multi_mailbox == "case_per_area",
+    )
+    writer.reparsers["email"] = email.reparse
     return Services(
         settings=settings,
         db=db,
         registry=registry,
         catalog=catalog,
         renderer=renderer,
-        attachments=AttachmentStore(settings.intake.attachments_dir),
+        attachments=store,
         intake_metrics=metrics,
         writer=writer,
         secret_key=secret_key,
+        email=email,
+    )
+
+
+def mailbox_directory(settings: Settings) -> MailboxDirectory:
+    return MailboxDirectory(
+        Mailbox(m.address, category=m.category, area=m.area, priority=m.priority)
+        for m in settings.mailboxes
     )
 
 

@@ -376,7 +376,9 @@ def _resolve_paths(node: Any, base: Path, key: str, problems: list[ConfigProblem
                 try:
                     content = resolved.read_text(encoding="utf-8").strip()
                     # A list-valued secret (auth_users) is one entry per line.
-                    out[secret_key] = content.splitlines() if secret_key == "auth_users" else content
+                    out[secret_key] = (
+                        content.splitlines() if secret_key == "auth_users" else content
+                    )
                 except OSError as exc:
                     problems.append(ConfigProblem(path, f"cannot read {resolved}: {exc.strerror}"))
         else:

@@ -11,9 +11,10 @@ a message that still fails is committed as a failed inbound row with its raw byt
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import insert, select
@@ -69,6 +70,8 @@ class IntakeWriter:
         self._started = asyncio.Event()
         self.running = False
         self.on_batch: Callable[[int], None] | None = None  # test hook: batch sizes
+        # channel → "parse these raw bytes again", for replaying rows whose parse failed
+        self.reparsers: dict[str, Callable[[bytes], Awaitable[InboundMessage]]] = {}
 
     # --- the adapters' side ----------------------------------------------------------
 
@@ -81,16 +84,26 @@ class IntakeWriter:
         return await self._submit(BatchItem(msg))
 
     async def retry(self, inbound_id: int) -> AcceptResult:
-        """Replay a failed inbound row from its stored normalized form."""
+        """Replay a failed inbound row: from its normalized form, or, when parsing itself
+        failed (no normalized form), by parsing its raw bytes again with the channel's
+        parser (``reparsers``)."""
         async with self.db.session() as session:
             row = await session.get(Inbound, inbound_id)
         if row is None:
             raise LookupError(f"no inbound message {inbound_id}")
         if row.status != "failed":
             raise ValueError(f"inbound message {inbound_id} is {row.status}, not failed")
-        if not row.normalized:
+        if row.normalized:
+            msg = InboundMessage.from_json(row.normalized, row.raw)
+        elif row.channel in self.reparsers:
+            try:
+                msg = await self.reparsers[row.channel](row.raw)
+            except Exception as exc:  # still unparseable: the row stays failed
+                return AcceptResult("failed", inbound_id, None, f"parse: {exc}")
+            # The row keeps the key it was stored under (a hash when parsing failed).
+            msg = dataclasses.replace(msg, external_id=row.external_id)
+        else:
             raise ValueError(f"inbound message {inbound_id} has no normalized form to replay")
-        msg = InboundMessage.from_json(row.normalized, row.raw)
         return await self._submit(BatchItem(msg, retry_of=inbound_id))
 
     async def record_failed(

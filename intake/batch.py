@@ -140,7 +140,9 @@ class BatchWriter:
             "parent_id": w.parent_case_id,
         }
         w.reasons = decision.reasons
-        if w.parent_case_id is not None:
+        if w.parent_case_id is not None and msg.parent_case:
+            w.reasons += (f"one case per area: linked to {msg.parent_case}",)
+        elif w.parent_case_id is not None:
             w.reasons += ("reply to a closed case: a new case linked to it",)
         w.outcome = "created"
 

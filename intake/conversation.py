@@ -55,6 +55,8 @@ def find_threads(
     now: datetime,
 ) -> None:
     """Set ``case_id``/``outcome`` on the work items that continue a case."""
+    _parents(conn, [w for w in work if w.item.msg.parent_case])
+    work = [w for w in work if not w.item.msg.parent_case]
     refs = {ref for w in work for ref in (*w.item.msg.in_reply_to, *w.item.msg.reports_on)}
     by_ref: dict[str, int] = {}
     if refs:
@@ -88,6 +90,17 @@ def find_threads(
             w.case_id, w.outcome = hit, "continued"
     _same_subject(conn, [w for w in work if w.case_id is None], policy, now)
     _closed_cases(conn, [w for w in work if w.case_id is not None], policy, catalog)
+
+
+def _parents(conn: Connection, work: list[Work]) -> None:
+    if not work:
+        return
+    rows = conn.execute(
+        select(Case.number, Case.id).where(Case.number.in_({w.item.msg.parent_case for w in work}))
+    )
+    ids = {r.number: r.id for r in rows}
+    for w in work:
+        w.parent_case_id = ids.get(w.item.msg.parent_case or "")
 
 
 def _same_subject(

@@ -68,6 +68,9 @@ class InboundMessage:
     # A delivery status notification: the Message-IDs it reports on and the reason.
     reports_on: tuple[str, ...] = ()
     report_error: str | None = None
+    # Opens a new case linked (as child) to this case number, never threading elsewhere:
+    # the other areas' cases of a mail sent to several mailboxes.
+    parent_case: str | None = None
     # Customer choices and presets (web form, API, mailbox presets).
     category: str | None = None
     subreason: str | None = None
@@ -118,6 +121,7 @@ class InboundMessage:
             "reply_text": self.reply_text,
             "reports_on": list(self.reports_on),
             "report_error": self.report_error,
+            "parent_case": self.parent_case,
         }
 
     @classmethod

@@ -9,6 +9,7 @@ committed, as a failed inbound row with their raw bytes: nothing accepted is los
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 from collections.abc import Sequence
 from concurrent.futures import Executor
@@ -45,6 +46,7 @@ class EmailIngest:
         *,
         parser_pool: Executor | None = None,
         default_language: str = "es",
+        case_per_area: bool = False,
     ) -> None:
         self.writer = writer
         self.store = store
@@ -53,6 +55,7 @@ class EmailIngest:
         self.own_domain = own_domain
         self.pool = parser_pool
         self.default_language = default_language
+        self.case_per_area = case_per_area
 
     async def parse(self, raw: bytes) -> ParsedEmail:
         loop = asyncio.get_running_loop()
@@ -79,7 +82,41 @@ class EmailIngest:
         stored = tuple(
             [await self.store.save(a.data, a.filename, a.content_type) for a in parsed.attachments]
         )
-        return await self.writer.accept(self.message(parsed, raw, source, envelope_to, stored))
+        message = self.message(parsed, raw, source, envelope_to, stored)
+        first = await self.writer.accept(message)
+        if self.case_per_area and first.case_number and first.outcome == "created":
+            await self._other_areas(message, first.case_number)
+        return first
+
+    async def _other_areas(self, message: InboundMessage, parent: str) -> None:
+        """Policy ``case_per_area``: one more case, linked to the first, for each other area
+        among the mailboxes the mail was sent to. Each has its own dedup key, so a resent
+        mail creates none of them twice."""
+        areas: dict[str, Mailbox] = {}
+        for _address, mailbox in self.mailboxes.matching(message.recipients):
+            if mailbox.area and mailbox.area != message.area:
+                areas.setdefault(mailbox.area, mailbox)
+        for area, mailbox in areas.items():
+            await self.writer.accept(
+                dataclasses.replace(
+                    message,
+                    external_id=f"{message.external_id}#area:{area}",
+                    area=area,
+                    category=mailbox.category or message.category,
+                    priority=mailbox.priority or message.priority,
+                    parent_case=parent,
+                    suppress_ack_reason="the customer was acknowledged on " + parent,
+                )
+            )
+
+    async def reparse(self, raw: bytes) -> InboundMessage:
+        """For ``ventanilla inbound retry``: the message these bytes make now (the parser
+        may have been fixed since). Raises EmailParseError if they still don't parse."""
+        parsed = await self.parse(raw)
+        stored = tuple(
+            [await self.store.save(a.data, a.filename, a.content_type) for a in parsed.attachments]
+        )
+        return self.message(parsed, raw, EmailSource("retry"), (), stored)
 
     def message(
         self,
