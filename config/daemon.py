@@ -18,6 +18,7 @@ from typing import NoReturn
 from aiohttp import web
 
 from config.app import Services, build_http_app, open_services
+from config.email_parts import build_email_parts
 from config.settings import Settings
 from config.systemd import SystemdNotifier
 
@@ -63,6 +64,16 @@ class Daemon:
             access_log=logging.getLogger("aiohttp.access"),
         )
         services.readiness["intake_writer"] = _writer_check(services)
+        email = build_email_parts(
+            self.settings,
+            services.email,
+            services.email.mailboxes,
+            services.db,
+            services.registry,
+        )
+        services.readiness.update(email.readiness())
+        if email.smtp is not None or email.pollers:
+            services.start_parser_pool()
         exit_code = 0
         try:
             async with asyncio.TaskGroup() as group:
@@ -73,14 +84,32 @@ class Daemon:
                     site = web.TCPSite(runner, http.host, http.port, reuse_address=True)
                     await site.start()
                     self._announce(runner)
+                if email.smtp is not None:
+                    await email.smtp.start()
+                    log.info(
+                        "%s listening on %s:%s",
+                        self.settings.smtp.protocol.upper(),
+                        self.settings.smtp.host,
+                        email.smtp.port,
+                    )
+                pollers = [
+                    group.create_task(self._part(f"IMAP account {name}", poller.run()))
+                    for name, poller in email.pollers.items()
+                ]
                 self.notifier.ready("accepting messages")
                 watchdog = group.create_task(self._watchdog())
                 await self._stop.wait()
                 log.info("stopping: draining in-flight work")
                 self.notifier.stopping()
-                # Order matters: stop taking requests and let in-flight ones finish (they
-                # are waiting on the writer), then let the writer commit what is queued.
+                # Order matters: stop taking requests and mail and let in-flight ones
+                # finish (they are waiting on the writer), then let the writer commit
+                # what is queued. IMAP pollers stop between messages: what they fetched
+                # but did not commit stays in the mailbox for next time.
+                for poller in pollers:
+                    poller.cancel()
                 await runner.cleanup()
+                if email.smtp is not None:
+                    await email.smtp.stop()
                 await services.writer.close()
                 await writer
                 watchdog.cancel()
@@ -90,7 +119,7 @@ class Daemon:
             exit_code = 1
         except* OSError as listen_exc:
             for error in listen_exc.exceptions:
-                log.error("cannot listen on %s:%s: %s", http.host, http.port, error)
+                log.error("cannot listen: %s", error)
             exit_code = 1
         if exit_code:
             with contextlib.suppress(Exception):

@@ -377,3 +377,26 @@ class SavedFilter(Base):
     name: Mapped[str] = mapped_column(String(200))
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# --- channel state --------------------------------------------------------------------
+
+
+class ImapCheckpoint(Base):
+    """How far the IMAP poller has read one account's folder.
+
+    UIDs only mean something together with the folder's UIDVALIDITY (RFC 3501 §2.3.1.1),
+    so both are kept: a changed UIDVALIDITY means the folder is read again from UID 1.
+    """
+
+    __tablename__ = "imap_checkpoints"
+    __table_args__ = (
+        UniqueConstraint("account", "folder", name="uq_imap_checkpoints_account_folder"),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    account: Mapped[str] = mapped_column(String(200))
+    folder: Mapped[str] = mapped_column(String(500))
+    # Both are unsigned 32-bit numbers on the wire: beyond a signed INTEGER.
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

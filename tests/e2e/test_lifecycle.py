@@ -80,7 +80,7 @@ def test_busy_port_stops_with_one_clear_line(tmp_path: Path) -> None:
             [str(BIN), "serve"], env=env, capture_output=True, text=True, timeout=30
         )
     assert done.returncode == 1
-    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "cannot listen" in done.stderr and str(port) in done.stderr
     assert "Traceback" not in done.stderr
 
 

@@ -1,0 +1,87 @@
+"""HTML bodies: sanitized for display with nh3, turned into readable text with inscriptis.
+
+The sanitized HTML is what the console may show; the text is what agents search, rules
+match and quoting is stripped from. Both run on untrusted input and never raise.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import re
+
+import nh3
+from inscriptis import get_text  # type: ignore[import-untyped]
+from inscriptis.model.config import ParserConfig  # type: ignore[import-untyped]
+
+# Ammonia's defaults plus `dir` (right-to-left scripts need it to render correctly) and
+# `cid:` URLs, so inline images (RFC 2392) can be mapped to stored attachments later.
+_CLEANER = nh3.Cleaner(
+    attributes={**nh3.ALLOWED_ATTRIBUTES, "*": {"dir", "lang", "title"}},
+    url_schemes=nh3.ALLOWED_URL_SCHEMES | {"cid"},
+    clean_content_tags={"script", "style", "head", "title"},
+)
+_CONFIG = ParserConfig(display_links=False, display_images=False)
+_TAG = re.compile(r"<[^>]*>")
+_WORD = re.compile(r"\w{2,}")
+_BLANK_RUNS = re.compile(r"\n{3,}")
+
+
+def sanitize_html(markup: str) -> str:
+    """Markup safe to show: no scripts, styles, event handlers or javascript: links."""
+    try:
+        return str(_CLEANER.clean(markup))
+    except Exception:  # the sanitizer is native code: fail closed to escaped text
+        return "<pre>" + html_lib.escape(markup) + "</pre>"
+
+
+def text_as_html(text: str) -> str:
+    """A plain text part placed among HTML parts (multipart/mixed), kept verbatim."""
+    return "<pre>" + html_lib.escape(text) + "</pre>"
+
+
+def tidy_text(text: str) -> str:
+    """Lines trimmed (layout tables pad them with spaces) and blank runs folded to one."""
+    lines = [line.strip() for line in text.replace("\r\n", "\n").split("\n")]
+    return _BLANK_RUNS.sub("\n\n", "\n".join(lines)).strip()
+
+
+def html_to_text(markup: str) -> str:
+    """Readable text of an HTML body: block layout kept, tags, scripts and styles gone."""
+    if not markup.strip():
+        return ""
+    try:
+        text = str(get_text(markup, _CONFIG))
+    except Exception:  # lxml refuses some documents outright; the sanitizer's text will do
+        text = html_lib.unescape(_TAG.sub(" ", sanitize_html(markup)))
+    return tidy_text(text)
+
+
+def words(text: str, limit: int = 5000) -> set[str]:
+    """Distinct lower-cased words (two letters or more), from the first ``limit`` found."""
+    found: set[str] = set()
+    for i, match in enumerate(_WORD.finditer(text)):
+        if i >= limit:
+            break
+        found.add(match.group(0).lower())
+    return found
+
+
+def html_words(sanitized: str) -> set[str]:
+    """Words of already sanitized markup (well-formed, so a tag regex is reliable)."""
+    return words(html_lib.unescape(_TAG.sub(" ", sanitized)))
+
+
+def adds_to(plain: str, sanitized: str) -> bool:
+    """Whether an HTML alternative says clearly more than its plain-text sibling.
+
+    RFC 2046 §5.1.4 alternatives carry the same content, but some clients send an empty or
+    stale text/plain beside the real HTML; then the HTML's text must not be lost.
+    """
+    theirs = html_words(sanitized)
+    if not theirs:
+        return False
+    ours = words(plain)
+    if not ours:
+        return True
+    missing = len(theirs - ours)
+    return missing > 2 and missing > 0.3 * len(theirs)
