@@ -69,6 +69,9 @@ def run_ops(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
         try:
             await services.writer.wait_started()
             handler: OpsHandler = args.handler
+            if getattr(args, "needs_services", False):
+                result: int = await handler(services, args, out)
+                return result
             kwargs: dict[str, Any] = {}
             if getattr(args, "needs_writer", False):
                 kwargs["writer"] = services.writer
@@ -102,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     cli_ops.add_ops_parsers(sub)
+    from config import cli_import
+
+    cli_import.add_import_parsers(sub)
     return parser
 
 

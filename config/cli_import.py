@@ -12,26 +12,36 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from typing import Any, TextIO
 
 from tqdm import tqdm
 
 from config.app import Services
-from intake.email.importer import ARCHIVE_KINDS, Archive, ArchiveError, ArchiveImport, ImportReport
+from intake.email.importer import (
+    ARCHIVE_KINDS,
+    Archive,
+    ArchiveError,
+    ArchiveImport,
+    ImportReport,
+    warm_up,
+)
 
 DEFAULT_IN_FLIGHT = 128
 
 
 async def cmd_import(services: Services, args: argparse.Namespace, out: TextIO) -> int:
-    """Exit 0 when every message was stored (failed ones as failed rows), 1 when some could
-    not be stored or the run was interrupted, 2 when the path is not such an archive."""
+    """Exit 0 when every message was stored (unparseable ones as failed rows), 1 when some
+    could not be read or stored or the run was interrupted, 2 when the path is no archive."""
+    opening = asyncio.create_task(asyncio.to_thread(Archive.open, args.archive_kind, args.path))
+    services.start_parser_pool()  # shut down by services.close()
+    await warm_up(services.email, services.settings.intake.parse_workers or os.cpu_count() or 1)
     try:
-        archive = await asyncio.to_thread(Archive.open, args.archive_kind, args.path)
+        archive = await opening
     except (ArchiveError, OSError) as exc:
         print(f"cannot import: {exc}", file=out)
         return 2
-    services.start_parser_pool()  # shut down by services.close()
     bar = tqdm(
         total=len(archive),
         unit="msg",

@@ -5,6 +5,8 @@
 set -euo pipefail
 needed=()
 command -v systemd-analyze >/dev/null 2>&1 || needed+=(systemd)
+# Dovecot lives in /usr/sbin, which a non-login PATH may lack.
+PATH="$PATH:/usr/sbin:/sbin" command -v dovecot >/dev/null || needed+=(dovecot-imapd)
 if [ ${#needed[@]} -eq 0 ]; then
   exit 0
 fi

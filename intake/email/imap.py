@@ -18,7 +18,7 @@ import logging
 import random
 import ssl
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
@@ -35,6 +35,7 @@ T = TypeVar("T")
 # RFC 2177 §3: servers may drop a client idle for 30 minutes, so IDLE is re-issued well
 # within 29 minutes.
 IDLE_REFRESH_MAX_SECONDS = 29 * 60
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +122,7 @@ class ImapPoller:
         self._backoff = Backoff(config.backoff_initial_seconds, config.backoff_max_seconds)
         self._thread: ThreadPoolExecutor | None = None
         self._session: ImapSession | None = None
+        self._busy: tuple[Callable[..., Any], Future[Any]] | None = None  # the last call
         self._uidvalidity = 0
         self._last_uid = 0
 
@@ -142,6 +144,8 @@ class ImapPoller:
         }
 
     async def run(self) -> None:
+        if self.config.security == "none" and self.config.host not in LOOPBACK:
+            log.warning("imap %s: security = none sends the password unencrypted", self.name)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"imap-{self.name}")
         try:
             while True:
@@ -160,8 +164,14 @@ class ImapPoller:
             self.status.connected = self.status.idle = False
             session, self._session = self._session, None
             if session is not None:
-                # Queued behind whatever call is still running on the thread; not awaited,
-                # so a stop is never held up by a slow server.
+                busy = self._busy
+                if busy is not None and busy[1].running() and busy[0] != session.idle_wait:
+                    # A command is blocked on the server (a hung peer, a huge FETCH): end it
+                    # now rather than after the socket timeout. An IDLE check ends by itself
+                    # within idle_check_seconds, and then DONE and LOGOUT go out politely.
+                    session.abort()
+                # Queued behind the call still running, not awaited: a stop never waits on
+                # the server.
                 self._thread.submit(session.close)
             self._thread.shutdown(wait=False)
 
@@ -269,6 +279,8 @@ class ImapPoller:
         except Exception as exc:
             if is_unavailable_error(exc):
                 raise StorageUnavailable(str(exc)) from exc
+            # Not committed either: the round ends, the message stays unacknowledged and is
+            # read again after the backoff.
             raise
         # "failed" is committed too (raw bytes kept for ``inbound retry``): acknowledge it
         # like any other, so one bad message never blocks the folder.
@@ -309,8 +321,11 @@ class ImapPoller:
     # --- helpers -----------------------------------------------------------------------
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run one blocking session call on the account's thread."""
         assert self._thread is not None, "run() owns the worker thread"
-        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+        future = self._thread.submit(fn, *args)
+        self._busy = (fn, future)
+        return await asyncio.wrap_future(future)
 
     def _succeeded(self) -> None:
         self.status.last_success = utcnow()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import imaplib
 import logging
+import socket
 import ssl
 import time
 from collections.abc import Iterator, Sequence
@@ -101,6 +102,16 @@ class ImapSession:
         except Exception:
             with contextlib.suppress(Exception):
                 client.shutdown()
+
+    def abort(self) -> None:
+        """Unblock a command stuck on another thread (hung server) by shutting the socket.
+
+        The only method safe to call from outside the worker thread.
+        """
+        client = self._client
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.socket().shutdown(socket.SHUT_RDWR)
 
     @property
     def client(self) -> Any:

@@ -18,6 +18,7 @@ flows freely.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import mailbox
 import random
 import re
@@ -40,6 +41,7 @@ from storage.models import Inbound
 
 ARCHIVE_KINDS = ("mbox", "maildir")
 IMPORT_SOURCE = EmailSource(kind="import", suppress_ack="imported archive")
+WARM_UP_MAIL = b"From: warm-up@localhost\nSubject: warm-up\n\nwarm-up\n"
 READ_CHUNK = 32  # messages read per trip to the reading thread
 FAILURES_KEPT = 5  # failures quoted in the summary
 # A busy or briefly unreachable database is retried (as an SMTP sender would after a 451)
@@ -118,11 +120,12 @@ def _maildir_order(key: str) -> tuple[int, str]:
 
 # --- threads -------------------------------------------------------------------------------
 
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
+HEADER_SCAN = 65_536  # a header longer than this is not looked at for ordering
 _FOLD = re.compile(rb"\r?\n[ \t]+")
 _FIELD = re.compile(rb"^(message-id|in-reply-to|references|from|subject)[ \t]*:(.*)$", re.I | re.M)
 _MSG_ID = re.compile(rb"<([^<>\s]+)>")
-_ADDRESS = re.compile(rb"<([^<>\s@]+@[^<>\s]+)>|([^\s<>\"',;:]+@[^\s<>\"',;:]+)")
+_ANGLE_ADDRESS = re.compile(rb"<([^<>\s@]+@[^<>\s]+)>")
+_BARE_ADDRESS = re.compile(rb"[^\s<>\"',;:]+@[^\s<>\"',;:]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,8 +141,9 @@ def thread_keys(raw: bytes) -> ThreadKeys:
     Only used to order the import; the parser makes the real decisions. Anything misread
     here costs at most concurrency (a needless wait) or a thread it could not order.
     """
-    end = _HEADER_END.search(raw)
-    head = _FOLD.sub(b" ", raw[: end.start()] if end else raw)
+    window = raw[:HEADER_SCAN]
+    ends = [i for i in (window.find(b"\n\n"), window.find(b"\r\n\r\n")) if i >= 0]
+    head = _FOLD.sub(b" ", window[: min(ends)] if ends else window)
     own: str | None = None
     refs: list[str] = []
     sender = subject = ""
@@ -149,9 +153,9 @@ def thread_keys(raw: bytes) -> ThreadKeys:
             ids = _MSG_ID.findall(value)
             own = ids[0].decode("ascii", "replace") if ids else own
         elif name == b"from":
-            address = _ADDRESS.search(value)
-            if address:
-                sender = (address.group(1) or address.group(2)).decode("ascii", "replace").lower()
+            found = _ANGLE_ADDRESS.search(value) or _BARE_ADDRESS.search(value)
+            if found:  # the angle form's group 1, else the bare address (group 0)
+                sender = found.group(found.lastindex or 0).decode("ascii", "replace").lower()
         elif name == b"subject":
             subject = normalize_subject(_decoded(value))
         else:
@@ -163,6 +167,8 @@ def thread_keys(raw: bytes) -> ThreadKeys:
 def _decoded(value: bytes) -> str:
     """A header value with its RFC 2047 encoded words decoded (raw UTF-8 tolerated)."""
     text = value.decode("utf-8", "replace").strip()
+    if "=?" not in text:
+        return text
     try:
         return str(make_header(decode_header(text)))
     except (ValueError, LookupError, UnicodeError):  # a malformed encoded word
@@ -218,7 +224,7 @@ class ImportReport:
     read: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)  # created, continued, …
     unreadable: int = 0
-    not_stored: int = 0  # the database refused even after retries: import again later
+    not_stored: int = 0  # the database refused even after retries (or an error): run again
     parseable: int = 0  # dry run only, like the three below
     failing: int = 0
     automatic: int = 0
@@ -312,9 +318,10 @@ class ArchiveImport:
             for event in waits:
                 await event.wait()
             result = await self._ingest(raw)
-        except _NotStored as exc:
+        except Exception as exc:  # the database stayed away, or a bug: report it, go on
             self.report.not_stored += 1
-            self.report.fail(self.archive.label(index), f"not stored: {exc}")
+            reason = str(exc) if isinstance(exc, _NotStored) else f"{type(exc).__name__}: {exc}"
+            self.report.fail(self.archive.label(index), f"not stored: {reason}")
             return
         finally:
             self._gate.leave(keys, done)
@@ -351,6 +358,13 @@ class ArchiveImport:
         self.report.parseable += 1
         self.report.automatic += parsed.auto_submitted
         self._ids.append(parsed.message_id)
+
+
+async def warm_up(ingest: EmailIngest, workers: int) -> None:
+    """Start the parser processes (and their imports) with one tiny mail each, so that the
+    archive is not read while they are still starting."""
+    with contextlib.suppress(Exception):  # a broken pool shows itself on the first real mail
+        await asyncio.gather(*(ingest.parse(WARM_UP_MAIL) for _ in range(workers)))
 
 
 class _NotStored(Exception):

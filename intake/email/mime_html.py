@@ -22,16 +22,67 @@ _CLEANER = nh3.Cleaner(
 )
 _CONFIG = ParserConfig(display_links=False, display_images=False)
 _TAG = re.compile(r"<[^>]*>")
+_START_TAG = re.compile(r"<([a-zA-Z][a-zA-Z0-9]*)")
+# Elements that never hold others, or close themselves when a sibling starts.
+_VOID = frozenset(
+    [
+        "area",
+        "base",
+        "br",
+        "col",
+        "embed",
+        "hr",
+        "img",
+        "input",
+        "link",
+        "meta",
+        "param",
+        "source",
+        "track",
+        "wbr",
+        "p",
+        "li",
+        "td",
+        "th",
+        "tr",
+        "option",
+        "dt",
+        "dd",
+    ]
+)
+MAX_DEPTH = 1000
+# Bodies beyond this are cut before sanitizing: bounds the work a hostile mail can cause.
+MAX_HTML_CHARS = 2_000_000
 _WORD = re.compile(r"\w{2,}")
 _BLANK_RUNS = re.compile(r"\n{3,}")
 
 
+def _too_deep(markup: str) -> bool:
+    """Whether elements nest so deep that parsing would take quadratic time.
+
+    HTML tree builders check the stack of open elements for many tags; a hostile body of
+    100,000 unclosed <div>s costs the sanitizer half a minute. Counting start and end tags
+    bounds the depth; the exact count (void elements never nest) runs only when needed.
+    """
+    if markup.count("<") - 2 * markup.count("</") <= MAX_DEPTH:
+        return False
+    opened = sum(1 for m in _START_TAG.finditer(markup) if m.group(1).lower() not in _VOID)
+    return opened - markup.count("</") > MAX_DEPTH
+
+
+def _stripped(markup: str) -> str:
+    return html_lib.unescape(_TAG.sub(" ", markup))
+
+
 def sanitize_html(markup: str) -> str:
     """Markup safe to show: no scripts, styles, event handlers or javascript: links."""
+    markup = markup[:MAX_HTML_CHARS]
+    if _too_deep(markup):
+        return text_as_html(tidy_text(_stripped(markup)))
     try:
         return str(_CLEANER.clean(markup))
     except Exception:  # the sanitizer is native code: fail closed to escaped text
-        return "<pre>" + html_lib.escape(markup) + "</pre>"
+        return text_as_html(markup)
 
 
 def text_as_html(text: str) -> str:
@@ -50,10 +101,12 @@ def html_to_text(markup: str) -> str:
     if not markup.strip():
         return ""
     try:
-        text = str(get_text(markup, _CONFIG))
-    except Exception:  # lxml refuses some documents outright; the sanitizer's text will do
-        text = html_lib.unescape(_TAG.sub(" ", sanitize_html(markup)))
-    return tidy_text(text)
+        text = tidy_text(str(get_text(markup, _CONFIG)))
+    except Exception:  # lxml refuses some documents outright
+        text = ""
+    if not text:  # refused, or nested deeper than libxml2's 255 levels: plain tag stripping
+        text = tidy_text(_stripped(markup))
+    return text
 
 
 def words(text: str, limit: int = 5000) -> set[str]:
@@ -68,7 +121,7 @@ def words(text: str, limit: int = 5000) -> set[str]:
 
 def html_words(sanitized: str) -> set[str]:
     """Words of already sanitized markup (well-formed, so a tag regex is reliable)."""
-    return words(html_lib.unescape(_TAG.sub(" ", sanitized)))
+    return words(_stripped(sanitized))
 
 
 def adds_to(plain: str, sanitized: str) -> bool:

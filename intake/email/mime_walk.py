@@ -39,6 +39,7 @@ _EXTENSIONS = {
     "image/jpeg": ".jpg",
     "application/pgp-signature": ".asc",
 }
+_MULTIPART_TYPE = re.compile(r"^multipart/[a-z0-9.+-]{1,60}$")
 # A delimiter line followed by a header line: the boundary a broken multipart really uses.
 _BOUNDARY_LINE = re.compile(r"^--([^\s\"]{1,200})[ \t]*\r?\n(?=[A-Za-z][\w-]*:)", re.MULTILINE)
 
@@ -207,13 +208,18 @@ def salvage(part: Message, content_type: str) -> Message | None:
     match = _BOUNDARY_LINE.search(body)
     if match is None:
         return None
+    if not _MULTIPART_TYPE.match(content_type):
+        content_type = "multipart/mixed"
     head = f'Content-Type: {content_type}; boundary="{match.group(1)}"\n\n'
     try:
-        return BytesParser(policy=policy.compat32).parsebytes(
+        rescued = BytesParser(policy=policy.compat32).parsebytes(
             head.encode("ascii") + body.encode("utf-8", "surrogateescape")
         )
     except Exception:
         return None
+    # Only a rescue that found parts counts: trying again on the same text would loop.
+    parts = rescued.get_payload()
+    return rescued if isinstance(parts, list) and parts else None
 
 
 class MimeWalker:

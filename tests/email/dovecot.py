@@ -85,14 +85,14 @@ service imap-login {{
 
 def unavailable_reason() -> str | None:
     if _dovecot_binary() is None:
-        return f"dovecot is not installed ({INSTALL_HINT})"
+        return f"dovecot is not installed; {INSTALL_HINT}"
     if os.geteuid() != 0:
         return "the Dovecot fixture runs as root (Dovecot switches to its own users)"
     for user in ("dovecot", "dovenull"):
         try:
             pwd.getpwnam(user)
         except KeyError:
-            return f"system user {user!r} is missing ({INSTALL_HINT})"
+            return f"system user {user!r} is missing; {INSTALL_HINT}"
     return None
 
 

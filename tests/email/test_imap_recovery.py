@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import time
 from collections.abc import Sequence
 
@@ -82,11 +83,12 @@ async def test_storage_failure_leaves_the_mail_unacknowledged_until_retry(
 
         async def acknowledged() -> bool:
             box = await in_folder(imap_account)
-            return all(SEEN in flags for _, flags in box.values())
+            seen = all(SEEN in flags for _, flags in box.values())
+            return seen and poller.state()["failures"] == 0  # the round has ended well
 
         await eventually(acknowledged, what="the \\Seen flag after the commit")
     assert [row.raw for row in await inbound_rows(services)] == [raw]
-    assert poller.state()["failures"] == 0 and poller.state()["last_uid"] == 1
+    assert poller.state()["last_uid"] == 1
 
 
 async def test_mail_committed_before_a_crash_is_read_again_as_a_duplicate(
@@ -164,10 +166,23 @@ async def test_polling_when_idle_is_off_or_missing(
 
         async def ingested() -> bool:
             assert poller.state()["idle"] is False
-            return len(await inbound_rows(services)) == 1
+            return poller.state()["last_uid"] == 1  # committed, then checkpointed
 
         await eventually(ingested, within=5.0, what="the poll to find the mail")
+        # Later polls search "2:*", which a server answers with UID 1 (the highest): it must
+        # be filtered out, not read again.
+        rounds = [poller.state()["last_success"]]
+
+        async def two_more_polls() -> bool:
+            if poller.state()["last_success"] != rounds[-1]:
+                rounds.append(poller.state()["last_success"])
+            return len(rounds) >= 3
+
+        await eventually(two_more_polls, what="two more polls")
+        assert sum(poller.status.messages.values()) == 1
+        assert "duplicate" not in poller.status.messages
         metrics = generate_latest(registry).decode()
+    assert [row.raw for row in await inbound_rows(services)] == [raw]
     assert 'ventanilla_imap_connected{account="soporte"} 1.0' in metrics
     assert 'ventanilla_imap_idle{account="soporte"} 0.0' in metrics
     assert 'ventanilla_imap_last_uid{account="soporte"} 1.0' in metrics
@@ -190,10 +205,10 @@ async def test_move_without_the_move_extension(
 
         async def moved() -> bool:
             done = await in_folder(imap_account, "Hecho")
-            return sorted(body for body, _ in done.values()) == sorted(sent)
+            copied = sorted(body for body, _ in done.values()) == sorted(sent)
+            return copied and await in_folder(imap_account) == {}
 
         await eventually(moved, what="COPY + \\Deleted + EXPUNGE")
-        assert await in_folder(imap_account) == {}
     assert [row.raw for row in await inbound_rows(services)] == sent
 
 
@@ -243,6 +258,39 @@ async def test_stop_while_idle_is_prompt(services: Services, imap_account: Dovec
         await task
     assert time.monotonic() - started < 2.0
     assert poller.state()["connected"] is False
+
+
+async def test_stop_does_not_wait_for_a_hung_server(services: Services) -> None:
+    """A server that stops answering mid-session: the worker thread ends at once on stop,
+    not after the socket timeout."""
+    lines: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def hung(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"* OK [CAPABILITY IMAP4rev1 IDLE] fake server ready\r\n")
+        await writer.drain()
+        while line := await reader.readline():
+            await lines.put(line)
+            tag, _, command = line.partition(b" ")
+            if command.upper().startswith((b"CAPABILITY", b"LOGIN")):
+                writer.write(b"* CAPABILITY IMAP4rev1 IDLE\r\n" + tag + b" OK done\r\n")
+                await writer.drain()
+            # Anything else (SELECT) is never answered.
+        writer.close()
+
+    server = await asyncio.start_server(hung, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    account = DovecotAccount("127.0.0.1", port, "u", "p")
+    poller = poller_for(services, account, name="hung", timeout_seconds=60.0)
+    try:
+        async with running(poller):
+            while b"SELECT" not in (await asyncio.wait_for(lines.get(), 10)).upper():
+                pass
+        deadline = time.monotonic() + 3
+        while any(t.name.startswith("imap-hung") for t in threading.enumerate()):
+            assert time.monotonic() < deadline, "the worker thread is still blocked"
+            await asyncio.sleep(0.05)
+    finally:
+        server.close()
 
 
 async def test_checkpoint_store_round_trip(services: Services) -> None:

@@ -12,6 +12,7 @@ import asyncio
 import io
 import json
 import mailbox
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -23,8 +24,12 @@ from sqlalchemy import func, select
 
 from config.app import Services
 from config.cli_import import add_import_parsers
+from intake.email import importer
 from intake.email.importer import ThreadGate, thread_keys
+from intake.email.ingest import EmailSource
 from intake.email.parse import EmailParseError, ParseLimits, parse_email
+from intake.message import AcceptResult
+from storage.db import StorageUnavailable
 from storage.models import Case, Inbound, Message, Notification
 
 SUPPORT = "soporte@example.com"
@@ -238,6 +243,41 @@ async def test_text_summary_names_the_counts(services: Services, tmp_path: Path)
     assert "No acknowledgements are sent" in output
     if _parser_missing():  # every message failed: the reasons are quoted
         assert "failures" in output and "parse:" in output and "inbound retry" in output
+
+
+async def test_a_busy_database_is_retried_and_what_stays_away_is_reported(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One mail meets a busy database once (retried, stored); another never gets through
+    (reported as not stored, exit 1); importing again stores it, the rest are duplicates."""
+    monkeypatch.setattr(importer, "STORE_BACKOFF_S", 0.001)
+    real_ingest = services.email.ingest
+    refusals: Counter[str] = Counter()
+
+    async def flaky(raw: bytes, source: EmailSource, envelope_to: Any = ()) -> AcceptResult:
+        for marker in (b"Factura duplicada", b"Cambio de plan"):
+            if marker in raw:
+                refusals[marker.decode()] += 1
+                if marker == b"Cambio de plan" or refusals[marker.decode()] == 1:
+                    raise StorageUnavailable("database is locked")
+        return await real_ingest(raw, source, envelope_to)
+
+    monkeypatch.setattr(services.email, "ingest", flaky)
+    archive = write_mbox(tmp_path / "archive.mbox", five_mails())
+    code, summary = await run_json(services, "mbox", str(archive))
+    assert code == 1
+    assert summary["not_stored"] == 1 and outcomes(summary) == 4
+    assert refusals == {"Factura duplicada": 2, "Cambio de plan": importer.STORE_ATTEMPTS}
+    [failure] = [f for f in summary["failures"] if "not stored" in f["reason"]]
+    assert failure["message"] == "#4" and "database is locked" in failure["reason"]
+    code, output = await run(services, "mbox", str(archive))
+    assert code == 1 and "Run the same import again" in output
+
+    monkeypatch.setattr(services.email, "ingest", real_ingest)
+    code, again = await run_json(services, "mbox", str(archive))
+    assert code == 0
+    assert again["duplicate"] == 4 and outcomes(again) - again["duplicate"] == 1
+    assert await count(services, Inbound) == 5
 
 
 # --- dry run -------------------------------------------------------------------------------
