@@ -26,7 +26,7 @@ def setup_logging(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # aiohttp's access log would dominate at load; keep it for DEBUG only.
-    logging.getLogger("aiohttp.access").setLevel(
-        logging.DEBUG if level == "DEBUG" else logging.WARNING
-    )
+    # aiohttp's access log and aiosmtpd's per-command session log would dominate the
+    # output (and the CPU) under load; keep them for DEBUG only.
+    for chatty in ("aiohttp.access", "mail.log"):
+        logging.getLogger(chatty).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)

@@ -198,6 +198,10 @@ class HeaderMap:
 
 def _split_top_level(value: str, separators: str) -> list[str]:
     """Split on separators outside quoted strings, comments and angle brackets."""
+    if not any(ch in value for ch in '"(\\') and "<@" not in value:  # the usual case
+        for separator in separators[1:]:
+            value = value.replace(separator, separators[0])
+        return value.split(separators[0])
     items: list[str] = []
     start = 0
     quoted = escaped = False
