@@ -32,6 +32,17 @@ def cmd_serve(settings: Settings, _args: argparse.Namespace, _out: TextIO) -> in
 
 
 def cmd_config_check(settings: Settings, _args: argparse.Namespace, out: TextIO) -> int:
+    from config.email_parts import smtp_config
+
+    # Settings that only the parts themselves can judge (e.g. SMTP AUTH without TLS on
+    # a public address) are checked the same way serve checks them.
+    if settings.smtp.enabled:
+        try:
+            smtp_config(settings)
+        except ValueError as exc:
+            print(f"configuration {settings.config_path} has 1 problem(s):", file=sys.stderr)
+            print(f"  {exc}", file=sys.stderr)
+            return 1
     print(f"configuration {settings.config_path} is valid", file=out)
     return 0
 

@@ -64,13 +64,17 @@ class Daemon:
             access_log=logging.getLogger("aiohttp.access"),
         )
         services.readiness["intake_writer"] = _writer_check(services)
-        email = build_email_parts(
-            self.settings,
-            services.email,
-            services.email.mailboxes,
-            services.db,
-            services.registry,
-        )
+        try:
+            email = build_email_parts(
+                self.settings,
+                services.email,
+                services.email.mailboxes,
+                services.db,
+                services.registry,
+            )
+        except ValueError as exc:
+            log.error("cannot start: %s", exc)
+            return 1
         services.readiness.update(email.readiness())
         if email.smtp is not None or email.pollers:
             services.start_parser_pool()
@@ -86,12 +90,6 @@ class Daemon:
                     self._announce(runner)
                 if email.smtp is not None:
                     await email.smtp.start()
-                    log.info(
-                        "%s listening on %s:%s",
-                        self.settings.smtp.protocol.upper(),
-                        self.settings.smtp.host,
-                        email.smtp.port,
-                    )
                 pollers = [
                     group.create_task(self._part(f"IMAP account {name}", poller.run()))
                     for name, poller in email.pollers.items()
@@ -116,6 +114,10 @@ class Daemon:
         except* PartFailed as group_exc:
             for failure in group_exc.exceptions:
                 log.error("stopping: %s", failure)
+            exit_code = 1
+        except* ValueError as start_exc:  # e.g. an unreadable TLS certificate
+            for bad in start_exc.exceptions:
+                log.error("cannot start: %s", bad)
             exit_code = 1
         except* OSError as listen_exc:
             for error in listen_exc.exceptions:

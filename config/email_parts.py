@@ -3,7 +3,6 @@ one IMAP poller per ``[imap.<name>]`` account, with their readiness checks and m
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
@@ -14,7 +13,7 @@ from intake.email.imap import ImapAccountConfig, ImapPoller
 from intake.email.imap_metrics import ImapCollector
 from intake.email.ingest import EmailIngest
 from intake.email.mailboxes import MailboxDirectory
-from intake.email.smtp import SmtpConfig, SmtpIntake
+from intake.email.smtp import SmtpConfig, SmtpIntake, auth_users_from_pairs
 from storage.checkpoints import CheckpointStore
 from storage.db import Database
 
@@ -53,11 +52,6 @@ def _poller_check(poller: ImapPoller) -> ReadinessCheck:
 
 def smtp_config(settings: Settings) -> SmtpConfig:
     s = settings.smtp
-    users: dict[str, str] = {}
-    for entry in s.auth_users:
-        user, sep, password = entry.partition(":")
-        if sep:
-            users[user] = password
     return SmtpConfig(
         host=s.host,
         port=s.port,
@@ -67,17 +61,10 @@ def smtp_config(settings: Settings) -> SmtpConfig:
         tls_cert_file=s.tls_cert_file,
         tls_key_file=s.tls_key_file,
         require_tls=s.require_tls,
-        auth_users=users,
+        auth_users=auth_users_from_pairs(s.auth_users),
         auth_required=s.auth_required,
-        allow_plaintext_auth=_is_loopback(s.host),
+        stop_timeout_seconds=settings.daemon.shutdown_timeout_seconds,
     )
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 def build_email_parts(

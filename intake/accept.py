@@ -114,7 +114,14 @@ class IntakeWriter:
         Deduplicated like accept(): the same unparseable bytes twice are one row.
         """
         msg = InboundMessage(channel=channel, external_id=external_id, sender=Address(), raw=raw)
-        result = await self._record_failure(BatchItem(msg), RuntimeError(error), normalized=False)
+        try:
+            result = await self._record_failure(
+                BatchItem(msg), RuntimeError(error), normalized=False
+            )
+        except Exception as exc:
+            if is_unavailable_error(exc):
+                raise StorageUnavailable(str(exc)) from exc
+            raise
         self.metrics.observe(channel.value, result.outcome, 0.0)
         return result
 
