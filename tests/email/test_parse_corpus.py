@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
 import re
 from pathlib import Path
@@ -20,6 +21,10 @@ from intake.email.parse import EmailParseError, ParsedEmail, ParseLimits, parse_
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "email"
 NOT_MAIL = {"mail-parser/mail_outlook_1"}  # an Outlook .msg (OLE binary), not RFC 5322
 OWN_DOMAIN = "ventanilla.localdomain"
+
+if os.environ.get("CI") == "true" and not CORPUS.is_dir():
+    # CI always runs with shared/ beside the clone: a missing corpus is a broken run.
+    raise RuntimeError(f"CI=true but the email corpus is missing at {CORPUS}")
 
 needs_corpus = pytest.mark.skipif(
     not CORPUS.is_dir(), reason=f"email corpus not found at {CORPUS} (shared/ beside the repo)"
