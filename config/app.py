@@ -199,7 +199,7 @@ def build_http_app(services: Services) -> web.Application:
             form_config,
         ),
         ApiIntake(services.writer, services.catalog, services.intake_metrics, form_config),
-        OpsApi(services.db, services.catalog),
+        OpsApi(services.db),
     )
     app.add_routes(health_routes(services.db, services.registry, services.readiness))
     for part in parts:

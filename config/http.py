@@ -7,7 +7,6 @@ client. Components add their routes; this module only assembles.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -132,8 +131,3 @@ def health_routes(
         web.get("/readyz", readyz),
         web.get("/metrics", metrics),
     ]
-
-
-def dumps(value: object) -> str:
-    """JSON for responses: datetimes and decimals as strings."""
-    return json.dumps(value, default=str, ensure_ascii=False)

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.settings import CatalogSettings
-from storage.models import Area, Category, Counter, Priority, Severity, Status, Technician
+from storage.models import Area, Category, Priority, Severity, Status, Technician
 
 
 async def seed_catalog(session: AsyncSession, catalog: CatalogSettings) -> bool:
@@ -62,6 +62,4 @@ async def seed_catalog(session: AsyncSession, catalog: CatalogSettings) -> bool:
         )
         for c in catalog.categories
     )
-    if not await session.get(Counter, "case"):
-        session.add(Counter(name="case", value=0))
     return True

@@ -13,7 +13,6 @@ from typing import Any
 from aiohttp import web
 
 from console import serialize
-from routing.catalog import CatalogCache
 from storage.auth import principal_of
 from storage.db import Database
 from storage.queries import DEFAULT_LIMIT, MAX_LIMIT, CaseFilters, QueryError, get_case, list_cases
@@ -57,9 +56,8 @@ def single_params(request: web.Request, allowed: frozenset[str]) -> dict[str, st
 
 
 class OpsApi:
-    def __init__(self, db: Database, catalog: CatalogCache) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
-        self._catalog = catalog  # for the write endpoints (PATCH) to validate names
 
     def routes(self) -> list[web.RouteDef]:
         return [

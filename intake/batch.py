@@ -313,7 +313,7 @@ class BatchWriter:
                         self._event(w, "reopened", {"status": self.threading.reopen_status}, now)
                     )
             if msg.reports_on:
-                bounced = mark_bounced(conn, msg.reports_on, msg.report_error, now)
+                bounced = mark_bounced(conn, msg.reports_on, msg.report_error)
                 if bounced:
                     events.append(
                         self._event(

@@ -8,7 +8,6 @@ notification failed and why, and can resend it (RFC 3464 reports, RFC 3834 loops
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
@@ -16,9 +15,7 @@ from sqlalchemy.engine import Connection
 from storage.models import Notification
 
 
-def mark_bounced(
-    conn: Connection, message_ids: Sequence[str], error: str | None, now: datetime
-) -> list[int]:
+def mark_bounced(conn: Connection, message_ids: Sequence[str], error: str | None) -> list[int]:
     """Set status ``failed`` with the reason on our notifications with these Message-IDs."""
     ids = list(
         conn.scalars(select(Notification.id).where(Notification.message_id.in_(set(message_ids))))

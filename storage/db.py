@@ -21,8 +21,6 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from storage.models import utcnow as utcnow  # re-exported for callers that only need db
-
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     # NORMAL in WAL mode: a commit survives a process crash (kill -9); only an OS crash

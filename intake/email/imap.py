@@ -26,7 +26,8 @@ from typing import Any, TypeVar
 from intake.email.imap_session import After, ImapError, ImapSession, Security
 from intake.email.ingest import EmailIngest, EmailSource
 from storage.checkpoints import CheckpointStore
-from storage.db import StorageUnavailable, is_unavailable_error, utcnow
+from storage.db import StorageUnavailable, is_unavailable_error
+from storage.models import utcnow
 
 log = logging.getLogger(__name__)
 

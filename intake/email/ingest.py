@@ -131,10 +131,7 @@ class EmailIngest:
     async def reparse(self, raw: bytes) -> InboundMessage:
         """For ``ventanilla inbound retry``: the message these bytes make now (the parser
         may have been fixed since). Raises EmailParseError if they still don't parse."""
-        parsed = await self.parse(raw)
-        stored = tuple(
-            [await self.store.save(a.data, a.filename, a.content_type) for a in parsed.attachments]
-        )
+        parsed, stored = await self.parse_and_store(raw)
         return self.message(parsed, raw, EmailSource("retry"), (), stored)
 
     def message(

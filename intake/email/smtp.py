@@ -138,7 +138,6 @@ class SmtpIntake:
         self._server: asyncio.Server | None = None
         self._sessions: set[IntakeSMTP] = set()
         self._tls: ssl.SSLContext | None = None
-        self._stopped = asyncio.Event()
 
     def _tls_context(self) -> ssl.SSLContext | None:
         cert, key = self.config.tls_cert_file, self.config.tls_key_file
@@ -184,7 +183,6 @@ class SmtpIntake:
             raise RuntimeError("SmtpIntake is already started")
         self._tls = self._tls_context()
         self.handler.closing = False
-        self._stopped.clear()
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(self._protocol, self.config.host, self.config.port)
         config = self.config
@@ -218,14 +216,7 @@ class SmtpIntake:
             session.goodbye(f"421 4.3.2 {self.config.hostname} is shutting down")
         await server.wait_closed()
         self._server = None
-        self._stopped.set()
         log.info("%s stopped", self.config.protocol.upper())
-
-    async def serve_forever(self) -> None:
-        """``start`` if needed, then return once ``stop`` has run (a daemon part)."""
-        if self._server is None:
-            await self.start()
-        await self._stopped.wait()
 
     @property
     def port(self) -> int | None:

@@ -103,7 +103,7 @@ def daemon(tmp_path: Path, db_url: str) -> Iterator[DaemonProcess]:
 
 
 def count_rows(db_url: str, sql: str, **params: object) -> int:
-    """Read the database with a plain synchronous engine (never through the daemon)."""
+    """Read the database directly with its own engine, never through the daemon."""
 
     async def run() -> int:
         from sqlalchemy.ext.asyncio import create_async_engine
