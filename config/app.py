@@ -7,6 +7,7 @@ routes. The daemon and the tests both use these two, so what is tested is what r
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import os
 import secrets
@@ -23,20 +24,18 @@ from console.api import OpsApi
 from intake.accept import IntakeWriter
 from intake.api import ApiIntake
 from intake.attachments import AttachmentStore
-from intake.batch import BatchWriter
-from intake.conversation import ThreadingPolicy
 from intake.email.ingest import EmailIngest
 from intake.email.mailboxes import Mailbox, MailboxDirectory
 from intake.email.parse import ParseLimits
 from intake.metrics import IntakeMetrics
 from intake.webform import WebFormConfig, WebFormIntake
-from notifiers.outbox import Outbox
+from intake.writer_spec import WriterSpec, batch_write
 from notifiers.templates import TemplateRenderer
 from routing.catalog import CatalogCache
-from routing.engine import RuleEngine
-from storage import migrate
 from storage.db import Database
+from storage.migrate_child import upgrade_in_child
 from storage.models import AppState
+from storage.writer_process import WriterProcess
 
 
 @dataclass
@@ -67,7 +66,19 @@ class Services:
             )
             self.email.pool = self.parser_pool
 
+    async def start_writer_process(self) -> None:
+        """On SQLite, move the intake's transactions to a process of their own (the daemon
+        and imports; tests write in a thread so they can reach into the batch writer)."""
+        if self.settings.database.is_sqlite and self.settings.intake.writer_process:
+            if self.writer.process is None:
+                self.writer.process = WriterProcess(
+                    self.settings.database.url, batch_write, writer_spec(self.settings)
+                )
+            await self.writer.process.start()
+
     async def close(self) -> None:
+        if self.writer.process is not None:
+            await asyncio.to_thread(self.writer.process.close)
         if self.parser_pool is not None:
             self.parser_pool.shutdown(wait=True, cancel_futures=True)
         await self.db.close()
@@ -86,21 +97,31 @@ async def ensure_secret_key(db: Database, configured: str) -> bytes:
     return row.value.encode("utf-8")
 
 
-async def prepare_database(settings: Settings, db: Database) -> None:
+async def prepare_database(
+    settings: Settings, db: Database, *, migrate_in_child: bool = False
+) -> None:
     if db.is_sqlite and settings.database.auto_migrate:
-        await migrate.upgrade(settings.database.url)
+        if migrate_in_child:  # the daemon: Alembic stays out of the long-running process
+            await upgrade_in_child(settings.database.url)
+        else:
+            from storage import migrate
+
+            await migrate.upgrade(settings.database.url)
     async with db.session() as session, session.begin():
         await seed_catalog(session, settings.catalog)
 
 
 async def open_services(
-    settings: Settings, *, registry: CollectorRegistry | None = None
+    settings: Settings,
+    *,
+    registry: CollectorRegistry | None = None,
+    migrate_in_child: bool = False,
 ) -> Services:
     db = Database(
         settings.database.url, pool_size=settings.database.pool_size, echo=settings.database.echo
     )
     try:
-        await prepare_database(settings, db)
+        await prepare_database(settings, db, migrate_in_child=migrate_in_child)
         catalog = CatalogCache(db)
         await catalog.refresh()
         secret_key = await ensure_secret_key(db, settings.http.secret_key)
@@ -115,18 +136,7 @@ async def open_services(
     writer = IntakeWriter(
         db,
         catalog,
-        BatchWriter(
-            Outbox(renderer, settings.smtp.hostname),
-            RuleEngine(),
-            number_prefix=settings.cases.number_prefix,
-            number_width=settings.cases.number_width,
-            threading=ThreadingPolicy(
-                same_subject_days=settings.cases.same_subject_days,
-                reply_to_closed=settings.cases.reply_to_closed,
-                reopen_status=settings.cases.reopen_status,
-            ),
-            acks_per_sender_per_day=settings.loop_protection.acks_per_sender_per_day,
-        ),
+        writer_spec(settings).build(renderer),
         metrics,
         batch_max=settings.intake.batch_max,
         queue_max=settings.intake.queue_max,
@@ -158,6 +168,20 @@ async def open_services(
         writer=writer,
         secret_key=secret_key,
         email=email,
+    )
+
+
+def writer_spec(settings: Settings) -> WriterSpec:
+    """The batch writer's settings; the writer process builds its own from the same."""
+    return WriterSpec(
+        default_language=settings.intake.default_language,
+        message_id_domain=settings.smtp.hostname,
+        number_prefix=settings.cases.number_prefix,
+        number_width=settings.cases.number_width,
+        same_subject_days=settings.cases.same_subject_days,
+        reply_to_closed=settings.cases.reply_to_closed,
+        reopen_status=settings.cases.reopen_status,
+        acks_per_sender_per_day=settings.loop_protection.acks_per_sender_per_day,
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from typing import NoReturn
@@ -40,7 +41,7 @@ class Daemon:
 
     async def run(self) -> int:
         try:
-            services = await open_services(self.settings)
+            services = await open_services(self.settings, migrate_in_child=True)
         except Exception as exc:
             log.error("cannot start: storage preparation failed: %s", exc)
             return 1
@@ -78,6 +79,11 @@ class Daemon:
         services.readiness.update(email.readiness())
         if email.smtp is not None or email.pollers:
             services.start_parser_pool()
+        try:
+            await services.start_writer_process()
+        except Exception as exc:
+            log.error("cannot start: the writer process failed to open the database: %s", exc)
+            return 1
         exit_code = 0
         try:
             async with asyncio.TaskGroup() as group:
@@ -94,6 +100,7 @@ class Daemon:
                     group.create_task(self._part(f"IMAP account {name}", poller.run()))
                     for name, poller in email.pollers.items()
                 ]
+                gc.freeze()  # long-lived objects out of full collections: see writer_process
                 self.notifier.ready("accepting messages")
                 watchdog = group.create_task(self._watchdog())
                 await self._stop.wait()
@@ -155,6 +162,8 @@ class Daemon:
         try:
             await services.catalog.refresh()
             services.renderer.reload()
+            if services.writer.process is not None:
+                await services.writer.process.restart()  # its own copy of the templates
             log.info("reloaded catalog and templates")
         except Exception as exc:
             log.error("reload failed, keeping the previous catalog: %s", exc)

@@ -167,6 +167,7 @@ class IntakeSettings(Section):
     batch_max: int = Field(256, ge=1, le=10_000)
     queue_max: int = Field(10_000, ge=1)
     writers: int = Field(4, ge=1, le=64)
+    writer_process: bool = True  # SQLite: the intake's transactions in a process of their own
     default_language: Literal["es", "en"] = "es"
 
 

@@ -27,6 +27,7 @@ from intake.metrics import IntakeMetrics
 from routing.catalog import CatalogCache
 from storage.db import Database, StorageUnavailable, is_unavailable_error
 from storage.models import Inbound, utcnow
+from storage.writer_process import WriterProcess
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,8 @@ class IntakeWriter:
         self._closing = False
         self._started = asyncio.Event()
         self.running = False
+        # SQLite only, set by the daemon: batches run in a writer process (storage.writer_process)
+        self.process: WriterProcess[list[AcceptResult]] | None = None
         self.on_batch: Callable[[int], None] | None = None  # test hook: batch sizes
         # channel → "parse these raw bytes again", for replaying rows whose parse failed
         self.reparsers: dict[str, Callable[[bytes], Awaitable[InboundMessage]]] = {}
@@ -154,11 +157,19 @@ class IntakeWriter:
         self._started.set()
         try:
             async with asyncio.TaskGroup() as group:
-                for _ in range(self.writers):
+                for _ in range(self._drainers()):
                     group.create_task(self._drain())
         finally:
             self.running = False
             self._fail_queued()
+
+    def _drainers(self) -> int:
+        if self.process is not None:
+            # One batch committing in the writer process and the next one already waiting
+            # at its door: the child never idles while the loop gathers a batch. They still
+            # commit one after the other (one process, one connection).
+            return 2
+        return self.writers
 
     async def _drain(self) -> None:
         while True:
@@ -209,6 +220,8 @@ class IntakeWriter:
                 pending.future.set_result(result)
 
     async def _write_items(self, items: list[BatchItem]) -> list[AcceptResult]:
+        if self.process is not None:
+            return await self.process.write(items, self.catalog.current)
         return await self.db.write(self.batch_writer.write, items, self.catalog.current)
 
     async def _write_one(self, pending: _Pending) -> None:

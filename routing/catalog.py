@@ -77,9 +77,12 @@ class CatalogSnapshot:
     _index: dict[str, dict[Any, Any]] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        self._index["#default"] = {}
         for kind in ("areas", "statuses", "priorities", "severities", "categories", "technicians"):
             self._index[kind] = _by_name(getattr(self, kind))
             self._index[kind + "#id"] = {item.id: item for item in getattr(self, kind)}
+            defaults = [i for i in getattr(self, kind) if getattr(i, "is_default", False)]
+            self._index["#default"][kind] = defaults[0] if defaults else None
 
     def find(self, kind: str, name: str | None) -> Any | None:
         """Look an item up by name, case-insensitively; None when absent."""
@@ -89,7 +92,7 @@ class CatalogSnapshot:
         return self._index[kind + "#id"].get(item_id) if item_id is not None else None
 
     def default(self, kind: str) -> Any | None:
-        return next((i for i in getattr(self, kind) if getattr(i, "is_default", False)), None)
+        return self._index["#default"][kind]
 
     def portal_categories(self) -> list[CategoryItem]:
         """Categories a customer may choose on the web form (in use and on the portal)."""

@@ -75,7 +75,7 @@ class Database:
             async with self.engine.begin() as conn:
                 return await conn.run_sync(fn, *args)
         if self._sync_engine is None:
-            self._sync_engine = _sqlite_writer_engine(self.url)
+            self._sync_engine = sqlite_writer_engine(self.url)
             self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._writer_thread, self._write_sync, fn, args)
@@ -121,7 +121,7 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _sqlite_writer_engine(async_url: str) -> Engine:
+def sqlite_writer_engine(async_url: str) -> Engine:
     engine = create_engine(async_url.replace("sqlite+aiosqlite", "sqlite+pysqlite", 1))
     event.listen(engine, "connect", _sqlite_writer_on_connect)
     event.listen(engine, "begin", _sqlite_begin_immediate)

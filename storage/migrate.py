@@ -46,3 +46,10 @@ async def current_revision(url: str) -> str | None:
 
 def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+if __name__ == "__main__":  # storage.migrate_child runs this
+    import os
+    import sys
+
+    upgrade_sync(os.environ["VENTANILLA_MIGRATE_URL"], sys.argv[1] if len(sys.argv) > 1 else "head")

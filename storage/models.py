@@ -9,6 +9,7 @@ the outbox (notifications, delivery attempts, saved filters). Migrations in
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -56,6 +57,26 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
         return value.astimezone(UTC)
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        # A batch stamps every row with the same ``now``: convert that object once, not
+        # once per row and column (the conversion was a tenth of the intake writer's time).
+        # datetimes are immutable, so the same object always converts the same way; the
+        # (value, result) pair is replaced as one tuple, which is safe across threads.
+        convert = super().bind_processor(dialect)
+        if convert is None:
+            return None
+        last: list[tuple[Any, Any]] = [(None, None)]
+
+        def process(value: Any) -> Any:
+            seen, result = last[0]
+            if value is seen and value is not None:
+                return result
+            result = convert(value)
+            last[0] = (value, result)
+            return result
+
+        return process
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is not None and value.tzinfo is None:
@@ -330,6 +351,7 @@ class Notification(Base):
         Index("ix_notifications_due", "status", "next_attempt_at"),
         Index("ix_notifications_created", "created_at"),
         Index("ix_notifications_case", "case_id"),
+        Index("ix_notifications_recipient_created", "recipient", "created_at"),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     channel: Mapped[str] = mapped_column(String(20))  # email | sms | push | telegram
