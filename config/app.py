@@ -7,7 +7,6 @@ routes. The daemon and the tests both use these two, so what is tested is what r
 
 from __future__ import annotations
 
-import asyncio
 import multiprocessing
 import os
 import secrets
@@ -78,7 +77,7 @@ class Services:
 
     async def close(self) -> None:
         if self.writer.process is not None:
-            await asyncio.to_thread(self.writer.process.close)
+            await self.writer.process.close()
         if self.parser_pool is not None:
             self.parser_pool.shutdown(wait=True, cancel_futures=True)
         await self.db.close()
