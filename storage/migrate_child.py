@@ -30,5 +30,11 @@ async def upgrade_in_child(url: str, revision: str = "head") -> None:
     )
     _, err = await child.communicate()
     if child.returncode != 0:
-        lines = err.decode(errors="replace").strip().splitlines()
+        # The traceback's last unindented line is the exception; SQLAlchemy adds a
+        # "(Background on this error …)" line after it.
+        lines = [
+            line
+            for line in err.decode(errors="replace").splitlines()
+            if line.strip() and not line[0].isspace() and not line.startswith("(")
+        ]
         raise MigrationFailed(lines[-1] if lines else f"migration exited {child.returncode}")

@@ -1,0 +1,95 @@
+"""The intake writer with its SQLite transactions in the writer process (what `serve` runs)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from config.app import Services, open_services
+from intake.message import Address, Channel, InboundMessage
+from storage.db import StorageUnavailable
+from storage.models import Case, Notification
+from tests.conftest import make_settings
+
+
+def message(n: int, ext: str | None = None) -> InboundMessage:
+    return InboundMessage(
+        channel=Channel.API,
+        external_id=ext or uuid.uuid4().hex,
+        sender=Address(name=f"Cliente {n}", email=f"cliente{n}@example.com"),
+        raw=b"{}",
+        subject=f"Consulta {n}",
+        text="Sin servicio desde ayer.",
+        category="Problema menor",
+    )
+
+
+@pytest.fixture
+async def process_services(tmp_path: Path):  # type: ignore[no-untyped-def]
+    settings = make_settings(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'v.db'}")
+    services = await open_services(settings)
+    await services.start_writer_process()
+    task = asyncio.create_task(services.writer.run())
+    await services.writer.wait_started()
+    try:
+        yield services
+    finally:
+        await services.writer.close()
+        await task
+        await services.close()
+
+
+async def writer_pid(services: Services) -> int:
+    assert services.writer.process is not None and services.writer.process._child is not None
+    return services.writer.process._child.proc.pid
+
+
+async def test_batches_commit_in_the_writer_process(process_services: Services) -> None:
+    services = process_services
+    assert await writer_pid(services) != os.getpid()
+    sizes: list[int] = []
+    services.writer.on_batch = sizes.append
+    results = await asyncio.gather(*(services.writer.accept(message(i)) for i in range(100)))
+    assert sorted(r.case_number or "" for r in results) == [f"CAS-{i:06d}" for i in range(1, 101)]
+    assert sum(sizes) == 100 and len(sizes) < 100  # grouped
+    # A duplicate is still recognized across batches, and the acknowledgements were queued.
+    again = await services.writer.accept(message(0, ext="fixed"))
+    dup = await services.writer.accept(message(0, ext="fixed"))
+    assert (again.outcome, dup.outcome) == ("created", "duplicate")
+    async with services.db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(Case)) == 101
+        assert await session.scalar(select(func.count()).select_from(Notification)) == 101
+
+
+async def test_a_killed_writer_process_costs_a_retry_not_a_message(
+    process_services: Services,
+) -> None:
+    services = process_services
+    first = await services.writer.accept(message(1))
+    os.kill(await writer_pid(services), signal.SIGKILL)
+    for _attempt in range(50):
+        try:
+            second = await services.writer.accept(message(2, ext="after-kill"))
+            break
+        except StorageUnavailable:  # the adapter answers 451 / 503: the sender retries
+            await asyncio.sleep(0.05)
+    else:
+        pytest.fail("intake did not recover after the writer process died")
+    assert first.outcome == second.outcome == "created"
+    assert services.writer.running
+
+
+async def test_reload_restarts_the_writer_process(process_services: Services) -> None:
+    services = process_services
+    before = await writer_pid(services)
+    assert services.writer.process is not None
+    await services.writer.process.restart()
+    result = await services.writer.accept(message(3))
+    assert result.outcome == "created"
+    assert await writer_pid(services) != before
