@@ -132,16 +132,17 @@ async def open_services(
     registry = registry or CollectorRegistry()
     renderer = TemplateRenderer(default_language=settings.intake.default_language)
     metrics = IntakeMetrics(registry)
+    store = AttachmentStore(settings.intake.attachments_dir)
     writer = IntakeWriter(
         db,
         catalog,
         writer_spec(settings).build(renderer),
         metrics,
+        attachments=store,
         batch_max=settings.intake.batch_max,
         queue_max=settings.intake.queue_max,
         writers=settings.intake.writers,
     )
-    store = AttachmentStore(settings.intake.attachments_dir)
     email = EmailIngest(
         writer,
         store,

@@ -12,6 +12,7 @@ one runs. https://sqlite.org/wal.html#application_initiated_checkpoints
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 
 from sqlalchemy import Engine, event
@@ -40,9 +41,17 @@ def _no_autocheckpoint(dbapi_connection: object, _record: object) -> None:
 
 
 def _checkpoint_loop(engine: Engine, interval: float, stop: threading.Event) -> None:
-    while not stop.wait(interval):
-        try:
-            with engine.connect() as conn:
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
-        except Exception as exc:  # a checkpoint missed now is done by the next one
-            log.warning("WAL checkpoint failed: %s", exc)
+    # A plain connection in autocommit mode, not one of the engine's: those begin every
+    # transaction with BEGIN IMMEDIATE, and a checkpoint inside a transaction is refused
+    # (SQLITE_LOCKED) after taking the write lock from the writer.
+    path = engine.url.database or ""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA busy_timeout=1000")
+        while not stop.wait(interval):
+            try:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error as exc:  # a checkpoint missed now is done by the next one
+                log.warning("WAL checkpoint failed: %s", exc)
+    finally:
+        conn.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,15 +31,39 @@ class EmailSource:
     suppress_ack: str | None = None  # e.g. "imported archive"
 
 
+Prepared = tuple[ParsedEmail, tuple[Attachment, ...]]
+
+
+class ParserCrashed(Exception):
+    """The parser raised something other than EmailParseError (a bug); the message says
+    what, in a form that crosses the process pipe whatever the original was."""
+
+
 def parse_and_store(
     raw: bytes, limits: ParseLimits, own_domain: str, attachments_root: Path
-) -> tuple[ParsedEmail, tuple[Attachment, ...]]:
+) -> Prepared:
     """Worker-side half of ingest (module level so a process pool can run it): the parsed
     mail without its attachment bytes, and the attachments as stored files."""
     parsed = parse_email(raw, limits, own_domain)
     store = AttachmentStore(attachments_root)
     stored = tuple(store.save_sync(a.data, a.filename, a.content_type) for a in parsed.attachments)
     return dataclasses.replace(parsed, attachments=()), stored
+
+
+def parse_and_store_each(
+    raws: Sequence[bytes], limits: ParseLimits, own_domain: str, attachments_root: Path
+) -> list[Prepared | EmailParseError | ParserCrashed]:
+    """``parse_and_store`` for several mails in one trip to a worker; each one's failure
+    is returned in its place, so one bad mail never fails the others."""
+    done: list[Prepared | EmailParseError | ParserCrashed] = []
+    for raw in raws:
+        try:
+            done.append(parse_and_store(raw, limits, own_domain, attachments_root))
+        except EmailParseError as exc:
+            done.append(exc)
+        except Exception as exc:  # a parser bug must not lose the mail either
+            done.append(ParserCrashed(f"{type(exc).__name__}: {exc}"))
+    return done
 
 
 def raw_message_id(raw: bytes) -> str:
@@ -77,31 +101,43 @@ class EmailIngest:
             )
         return await asyncio.to_thread(parse_email, raw, self.limits, self.own_domain)
 
-    async def parse_and_store(self, raw: bytes) -> tuple[ParsedEmail, tuple[Attachment, ...]]:
-        """Parse and write the attachments in the same worker, so the attachment bytes
-        never travel back to the event loop's process (pickled) nor cost it a thread hop
-        and fsync per file (measured: most of the main process's work in an import)."""
-        args = (raw, self.limits, self.own_domain, self.store.root)
+    async def prepare(
+        self, raws: Sequence[bytes]
+    ) -> list[Prepared | EmailParseError | ParserCrashed]:
+        """Parse these mails and write their attachments, all in one worker call, so the
+        attachment bytes never travel back to the event loop's process (pickled) and a
+        batch pays one round trip to the pool (an import hands over several at a time)."""
+        args = (list(raws), self.limits, self.own_domain, self.store.root)
         loop = asyncio.get_running_loop()
         if self.pool is not None:
-            return await loop.run_in_executor(self.pool, parse_and_store, *args)
-        return await asyncio.to_thread(parse_and_store, *args)
+            return await loop.run_in_executor(self.pool, parse_and_store_each, *args)
+        return await asyncio.to_thread(parse_and_store_each, *args)
 
     async def ingest(
-        self, raw: bytes, source: EmailSource, envelope_to: Sequence[str] = ()
+        self,
+        raw: bytes,
+        source: EmailSource,
+        envelope_to: Sequence[str] = (),
+        *,
+        before_accept: Callable[[], Awaitable[object]] | None = None,
+        prepared: Prepared | EmailParseError | ParserCrashed | None = None,
     ) -> AcceptResult:
-        """Parse, store attachments, accept. Raises StorageUnavailable like accept()."""
-        try:
-            parsed, stored = await self.parse_and_store(raw)
-        except EmailParseError as exc:
+        """Parse, store attachments, accept. Raises StorageUnavailable like accept().
+
+        ``prepared`` is this mail's result from ``prepare`` when the caller parsed a group
+        of mails at once. ``before_accept`` is awaited between parsing and accepting (an
+        import holds a reply there until the mail it answers is committed).
+        """
+        if prepared is None:
+            (prepared,) = await self.prepare([raw])
+        if isinstance(prepared, EmailParseError | ParserCrashed):
             return await self.writer.record_failed(
-                Channel.EMAIL, raw_message_id(raw), raw, f"parse: {exc}"
+                Channel.EMAIL, raw_message_id(raw), raw, f"parse: {prepared}"
             )
-        except Exception as exc:  # a parser bug must not lose the mail either
-            return await self.writer.record_failed(
-                Channel.EMAIL, raw_message_id(raw), raw, f"parse: {type(exc).__name__}: {exc}"
-            )
+        parsed, stored = prepared
         message = self.message(parsed, raw, source, envelope_to, stored)
+        if before_accept is not None:
+            await before_accept()
         first = await self.writer.accept(message)
         if self.case_per_area and first.case_number and first.outcome == "created":
             await self._other_areas(message, first.case_number)
@@ -131,7 +167,10 @@ class EmailIngest:
     async def reparse(self, raw: bytes) -> InboundMessage:
         """For ``ventanilla inbound retry``: the message these bytes make now (the parser
         may have been fixed since). Raises EmailParseError if they still don't parse."""
-        parsed, stored = await self.parse_and_store(raw)
+        (prepared,) = await self.prepare([raw])
+        if isinstance(prepared, Exception):
+            raise prepared
+        parsed, stored = prepared
         return self.message(parsed, raw, EmailSource("retry"), (), stored)
 
     def message(

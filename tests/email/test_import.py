@@ -254,13 +254,15 @@ async def test_a_busy_database_is_retried_and_what_stays_away_is_reported(
     real_ingest = services.email.ingest
     refusals: Counter[str] = Counter()
 
-    async def flaky(raw: bytes, source: EmailSource, envelope_to: Any = ()) -> AcceptResult:
+    async def flaky(
+        raw: bytes, source: EmailSource, envelope_to: Any = (), **options: Any
+    ) -> AcceptResult:
         for marker in (b"Factura duplicada", b"Cambio de plan"):
             if marker in raw:
                 refusals[marker.decode()] += 1
                 if marker == b"Cambio de plan" or refusals[marker.decode()] == 1:
                     raise StorageUnavailable("database is locked")
-        return await real_ingest(raw, source, envelope_to)
+        return await real_ingest(raw, source, envelope_to, **options)
 
     monkeypatch.setattr(services.email, "ingest", flaky)
     archive = write_mbox(tmp_path / "archive.mbox", five_mails())
@@ -374,3 +376,26 @@ async def test_thread_gate_holds_a_reply_until_its_original_is_done() -> None:
     for keys, done in ((other, done_other), (reply, done_reply), (again, done_again)):
         gate.leave(keys, done)
     assert gate.enter(again)[0] == []  # nothing in flight any more
+
+
+async def test_mails_go_to_the_parser_in_groups(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One trip to a parser process per group of mails, each mail still on its own."""
+    groups: list[int] = []
+    real_prepare = services.email.prepare
+
+    async def counting(raws: Any) -> Any:
+        groups.append(len(raws))
+        return await real_prepare(raws)
+
+    monkeypatch.setattr(services.email, "prepare", counting)
+    raws = [
+        mail(n, f"grupo{n}@example.com", f"Consulta {n}", "Texto.").as_bytes() for n in range(40)
+    ]
+    raws[7] = b"\x00not a mail at all"  # fails alone, its group-mates do not
+    code, summary = await run_json(services, "mbox", str(write_mbox(tmp_path / "g.mbox", raws)))
+    assert code == 0
+    assert summary["created"] + summary["failed"] == 40
+    assert sum(groups) == 40 and max(groups) == importer.PARSE_GROUP
+    assert len(groups) <= 40 // importer.PARSE_GROUP + 2

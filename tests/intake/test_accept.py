@@ -125,7 +125,8 @@ async def test_automatic_message_gets_no_ack(services: Services) -> None:
 
 async def test_bad_message_does_not_fail_its_batch_mates(services: Services) -> None:
     # A size no engine can store makes the batch's INSERT fail at the database.
-    bad = msg(attachments=(Attachment("0" * 64, 2**64, "text/plain", "x.txt"),))
+    stored = services.attachments.save_sync(b"log", "x.txt", "text/plain")
+    bad = msg(attachments=(Attachment(stored.sha256, 2**64, "text/plain", "x.txt"),))
     goods = [msg(email=f"g{i}@example.com") for i in range(5)]
     results = await asyncio.gather(
         *(services.writer.accept(m) for m in [*goods[:2], bad, *goods[2:]])
@@ -135,6 +136,16 @@ async def test_bad_message_does_not_fail_its_batch_mates(services: Services) -> 
     async with services.db.session() as session:
         failed = await session.scalar(select(Inbound).where(Inbound.status == "failed"))
     assert failed is not None and failed.raw == bad.raw and failed.error
+
+
+async def test_message_naming_a_missing_attachment_fails_alone(services: Services) -> None:
+    missing = msg(attachments=(Attachment("0" * 64, 3, "text/plain", "gone.txt"),))
+    goods = [msg(email=f"h{i}@example.com") for i in range(3)]
+    results = await asyncio.gather(
+        *(services.writer.accept(m) for m in [goods[0], missing, *goods[1:]])
+    )
+    assert [r.outcome for r in results] == ["created", "failed", "created", "created"]
+    assert "not in the store" in (results[1].error or "")
 
 
 async def test_routing_failure_is_kept_and_replayed(services: Services) -> None:
@@ -188,3 +199,31 @@ async def test_two_writers_never_share_a_case_number(tmp_path, db_url: str) -> N
     assert numbers == [f"CAS-{n:06d}" for n in range(1, 61)]
     await a.close()
     await b.close()
+
+
+async def test_attachments_reach_the_disk_before_their_commit(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Receivers write files without waiting on the disk; the writer flushes every file of
+    a batch (side by side) before the commit that references them."""
+    import os
+
+    from intake import attachments as attachments_module
+
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}").rsplit("/", 1)[-1])
+        real_fsync(fd)
+
+    monkeypatch.setattr(attachments_module.os, "fsync", recording_fsync)
+    files = [
+        services.attachments.save_sync(f"f{i}".encode(), "f.txt", "text/plain") for i in range(3)
+    ]
+    assert synced == []  # writing alone does not flush
+    first = msg(attachments=tuple(files[:2]))
+    second = msg(email="b@example.com", attachments=(files[2], files[0]))
+    results = await asyncio.gather(services.writer.accept(first), services.writer.accept(second))
+    assert [r.outcome for r in results] == ["created", "created"]
+    assert sorted(set(synced)) == sorted(f.sha256 for f in files)
