@@ -10,13 +10,12 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from intake.lookups import Work
+from intake.statements import ACKS_SENT
 from notifiers.outbox import OutboundRequest
 from routing.catalog import CatalogSnapshot
-from storage.models import Notification
 
 
 def acknowledgement_for(w: Work, catalog: CatalogSnapshot) -> OutboundRequest | str | None:
@@ -64,23 +63,20 @@ class AckLimiter:
         self.sent: Counter[str] = Counter()
         if per_day <= 0:
             return
+        # Only messages that may get an acknowledgement (not imports, not automatic mail)
+        # need their recipient's count.
         recipients = {
             address
             for w in work
             if w.outcome == "created"
+            and not w.item.msg.suppress_ack_reason
+            and not w.item.msg.auto_submitted
             for address in (w.item.msg.sender.email, w.item.msg.sender.phone)
             if address
         }
         if recipients:
             rows = conn.execute(
-                select(Notification.recipient, func.count())
-                .where(
-                    Notification.recipient.in_(recipients),
-                    Notification.trigger == "auto",
-                    Notification.template.like("ack_%"),
-                    Notification.created_at >= now - timedelta(days=1),
-                )
-                .group_by(Notification.recipient)
+                ACKS_SENT, {"recipients": sorted(recipients), "since": now - timedelta(days=1)}
             )
             self.sent.update({r[0]: int(r[1]) for r in rows})
 

@@ -15,7 +15,7 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import text, update
 from sqlalchemy.engine import Connection
 
 from intake.acks import AckLimiter, acknowledgement_for
@@ -30,6 +30,7 @@ from intake.lookups import (
     mark_duplicates,
 )
 from intake.message import AcceptResult
+from intake.statements import CASE_NUMBERS, REOPEN_CASES, RESERVE_NUMBERS, TOUCH_CASES
 from notifiers.outbox import OutboundRequest, Outbox
 from routing.catalog import CatalogSnapshot
 from routing.engine import RoutingInput, RuleEngine
@@ -38,7 +39,6 @@ from storage.models import (
     Attachment,
     Case,
     CaseEvent,
-    Counter,
     Customer,
     CustomerIdentity,
     Inbound,
@@ -194,18 +194,14 @@ class BatchWriter:
                 w.case_id = case_id
         continued = {w.case_id for w in work if w.outcome == "continued"}
         if continued:
-            conn.execute(update(Case).where(Case.id.in_(continued)).values(updated_at=now))
+            conn.execute(TOUCH_CASES, {"ids": list(continued), "now": now})
             reopened = {w.case_id for w in work if w.reopen and w.outcome == "continued"}
             status = catalog.find("statuses", self.threading.reopen_status) or catalog.default(
                 "statuses"
             )
             if reopened and status is not None:
-                conn.execute(
-                    update(Case)
-                    .where(Case.id.in_(reopened))
-                    .values(status_id=status.id, closed_at=None)
-                )
-            rows = conn.execute(select(Case.id, Case.number).where(Case.id.in_(continued)))
+                conn.execute(REOPEN_CASES, {"ids": list(reopened), "status": status.id})
+            rows = conn.execute(CASE_NUMBERS, {"ids": list(continued)})
             numbers = {r.id: r.number for r in rows}
             for w in work:
                 if w.outcome == "continued" and w.case_id is not None:
@@ -364,12 +360,7 @@ def reserve_case_numbers(conn: Connection, count: int) -> list[int]:
             text("SELECT nextval('case_numbers') FROM generate_series(1, :n)"), {"n": count}
         )
         return sorted(int(n) for n in rows.scalars())
-    last = conn.scalar(
-        update(Counter)
-        .where(Counter.name == "case")
-        .values(value=Counter.value + count)
-        .returning(Counter.value)
-    )
+    last = conn.scalar(RESERVE_NUMBERS, {"n": count})
     if last is None:
         raise RuntimeError("case counter row missing: run `ventanilla db upgrade`")
     return list(range(last - count + 1, last + 1))

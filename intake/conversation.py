@@ -19,12 +19,17 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from intake.lookups import Work
+from intake.statements import (
+    CASE_STATUSES,
+    CASES_BY_NUMBER,
+    MESSAGES_BY_REF,
+    NOTIFICATIONS_BY_REF,
+    RECENT_CASES_OF,
+)
 from routing.catalog import CatalogSnapshot
-from storage.models import Case, Message, Notification
 
 # "Re:", "RE :", "Fwd:", "RV:" (Spanish Outlook), "AW:"/"WG:" (German), "R:"/"I:" (Italian)
 # and a leading tag like "[CAS-000123]", repeated.
@@ -60,24 +65,14 @@ def find_threads(
     refs = {ref for w in work for ref in (*w.item.msg.in_reply_to, *w.item.msg.reports_on)}
     by_ref: dict[str, int] = {}
     if refs:
-        rows = conn.execute(
-            select(Message.external_id, Message.case_id).where(Message.external_id.in_(refs))
-        )
+        rows = conn.execute(MESSAGES_BY_REF, {"refs": sorted(refs)})
         by_ref = {r.external_id: r.case_id for r in rows}
-        rows = conn.execute(
-            select(Notification.message_id, Notification.case_id).where(
-                Notification.message_id.in_(refs), Notification.case_id.is_not(None)
-            )
-        )
+        rows = conn.execute(NOTIFICATIONS_BY_REF, {"refs": sorted(refs)})
         by_ref.update({r.message_id: r.case_id for r in rows})
     tags = {w: m.group(1) for w in work if (m := tag.search(w.item.msg.subject))}
     by_number: dict[str, tuple[int, int]] = {}
     if tags:
-        rows = conn.execute(
-            select(Case.number, Case.id, Case.customer_id).where(
-                Case.number.in_(set(tags.values()))
-            )
-        )
+        rows = conn.execute(CASES_BY_NUMBER, {"numbers": sorted(set(tags.values()))})
         by_number = {r.number: (r.id, r.customer_id) for r in rows}
     for w in work:
         msg = w.item.msg
@@ -95,9 +90,8 @@ def find_threads(
 def _parents(conn: Connection, work: list[Work]) -> None:
     if not work:
         return
-    rows = conn.execute(
-        select(Case.number, Case.id).where(Case.number.in_({w.item.msg.parent_case for w in work}))
-    )
+    numbers = sorted({w.item.msg.parent_case or "" for w in work})
+    rows = conn.execute(CASES_BY_NUMBER, {"numbers": numbers})
     ids = {r.number: r.id for r in rows}
     for w in work:
         w.parent_case_id = ids.get(w.item.msg.parent_case or "")
@@ -116,14 +110,8 @@ def _same_subject(
     if policy.same_subject_days <= 0 or not candidates:
         return
     since = now - timedelta(days=policy.same_subject_days)
-    rows = conn.execute(
-        select(Case.id, Case.customer_id, Case.title)
-        .where(
-            Case.customer_id.in_({w.customer_id for w in candidates}),
-            Case.updated_at >= since,
-        )
-        .order_by(Case.updated_at.desc())
-    )
+    customers = sorted({w.customer_id for w in candidates if w.customer_id is not None})
+    rows = conn.execute(RECENT_CASES_OF, {"customers": customers, "since": since})
     latest: dict[tuple[int, str], int] = {}
     for r in rows:
         latest.setdefault((r.customer_id, normalize_subject(r.title)), r.id)
@@ -142,7 +130,7 @@ def _closed_cases(
     if not work:
         return
     rows = conn.execute(
-        select(Case.id, Case.status_id).where(Case.id.in_({w.case_id for w in work}))
+        CASE_STATUSES, {"ids": sorted({w.case_id for w in work if w.case_id is not None})}
     )
     closed = {
         r.id

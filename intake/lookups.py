@@ -1,7 +1,7 @@
 """The lookups that start a batch: duplicates, known customers, and threads to continue.
 
-Each is one query for the whole batch (``(a, b) IN (...)`` on both engines); the results
-are written onto the batch's ``Work`` items for ``intake.batch`` to insert from.
+Each is one query for the whole batch (``intake.statements``); the results are written
+onto the batch's ``Work`` items for ``intake.batch`` to insert from.
 """
 
 from __future__ import annotations
@@ -10,12 +10,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import QueryableAttribute
 
 from intake.message import InboundMessage
-from storage.models import Case, CustomerIdentity, Inbound
+from intake.statements import CASE_NUMBERS, DUPLICATES, IDENTITIES
 
 
 @dataclass
@@ -66,26 +64,13 @@ def identities_of(msg: InboundMessage) -> list[tuple[str, str]]:
     return found
 
 
-def pairs_in(
-    first: QueryableAttribute[str], second: QueryableAttribute[str], pairs: set[tuple[str, str]]
-) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
-    """``first IN (…) AND second IN (…)``: a superset of the pairs, filtered by the caller.
-
-    SQLite does not use an index for a row-value ``(a, b) IN ((…), …)`` list and scans the
-    whole table (measured: the dedup lookup became the writer's bottleneck as the table
-    grew); two plain IN lists use the unique (a, b) index on both engines.
-    """
-    return first.in_({a for a, _ in pairs}), second.in_({b for _, b in pairs})
-
-
 def mark_duplicates(conn: Connection, work: list[Work], st: BatchState) -> None:
     keys = {(w.item.msg.channel.value, w.item.msg.external_id) for w in work if not w.item.retry_of}
     known: dict[tuple[str, str], tuple[int, int | None]] = {}
     if keys:
         rows = conn.execute(
-            select(Inbound.channel, Inbound.external_id, Inbound.id, Inbound.case_id).where(
-                *pairs_in(Inbound.channel, Inbound.external_id, keys)
-            )
+            DUPLICATES,
+            {"channels": sorted({a for a, _ in keys}), "ids": sorted({b for _, b in keys})},
         )
         found = {(r.channel, r.external_id): (r.id, r.case_id) for r in rows}
         known = {key: value for key, value in found.items() if key in keys}
@@ -104,7 +89,7 @@ def mark_duplicates(conn: Connection, work: list[Work], st: BatchState) -> None:
     st.firsts = seen
     numbers = {case_id for (_i, case_id) in known.values() if case_id}
     if numbers:
-        rows = conn.execute(select(Case.id, Case.number).where(Case.id.in_(numbers)))
+        rows = conn.execute(CASE_NUMBERS, {"ids": sorted(numbers)})
         st.dup_numbers = {r.id: r.number for r in rows}
 
 
@@ -113,9 +98,8 @@ def find_customers(conn: Connection, work: list[Work], st: BatchState) -> None:
     found: dict[tuple[str, str], int] = {}
     if wanted:
         rows = conn.execute(
-            select(
-                CustomerIdentity.kind, CustomerIdentity.value, CustomerIdentity.customer_id
-            ).where(*pairs_in(CustomerIdentity.kind, CustomerIdentity.value, wanted))
+            IDENTITIES,
+            {"kinds": sorted({a for a, _ in wanted}), "values": sorted({b for _, b in wanted})},
         )
         found = {(r.kind, r.value): r.customer_id for r in rows if (r.kind, r.value) in wanted}
     pending: dict[tuple[str, str], int] = {}

@@ -9,6 +9,7 @@ statement per table per batch on both engines.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,10 +17,19 @@ from sqlalchemy import Table, insert
 from sqlalchemy.engine import Connection
 
 
+@functools.cache
+def _insert(table: Table, *returning: str) -> Any:
+    # Built once per table: constructing the statement and its cache key again for every
+    # batch cost more than executing it for small batches.
+    if not returning:
+        return insert(table)
+    return insert(table).returning(table.c.id, *(table.c[name] for name in returning))
+
+
 def core_insert(conn: Connection, table: Table | Any, rows: Sequence[dict[str, Any]]) -> None:
     """One executemany on the Core path (no ORM bulk bookkeeping)."""
     if rows:
-        conn.execute(insert(table), list(rows))
+        conn.execute(_insert(table), list(rows))
 
 
 def insert_returning_ids(
@@ -28,7 +38,6 @@ def insert_returning_ids(
     """Insert ``rows``; return their ids in the order of ``rows``, matched on ``key``."""
     if not rows:
         return []
-    columns = [table.c[name] for name in key]
-    result = conn.execute(insert(table).returning(table.c.id, *columns), list(rows))
+    result = conn.execute(_insert(table, *key), list(rows))
     by_key = {tuple(row[1:]): row[0] for row in result}
     return [by_key[tuple(r[name] for name in key)] for r in rows]

@@ -194,7 +194,8 @@ async def test_limit_out_of_range_is_refused(services: Services, limit: int) -> 
 
 
 async def test_case_detail_has_names_identities_and_timeline(services: Services) -> None:
-    photo = Attachment(sha256="ab" * 32, size=2048, content_type="image/png", filename="m.png")
+    stored = services.attachments.save_sync(b"\x89PNG" + bytes(2044), "m.png", "image/png")
+    photo = Attachment(sha256=stored.sha256, size=2048, content_type="image/png", filename="m.png")
     created = await accept(services, text="No tengo conexión", attachments=(photo,))
     assert created.case_number is not None
     await accept(services, subject=f"[{created.case_number}] sigue", text="Sigue igual")
