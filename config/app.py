@@ -76,6 +76,7 @@ class Services:
             await self.writer.process.start()
 
     async def close(self) -> None:
+        self.email.close()
         if self.writer.process is not None:
             await self.writer.process.close()
         if self.parser_pool is not None:

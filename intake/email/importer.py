@@ -33,13 +33,7 @@ from typing import Any
 from sqlalchemy import select
 
 from intake.conversation import normalize_subject
-from intake.email.ingest import (
-    EmailIngest,
-    EmailSource,
-    ParserCrashed,
-    Prepared,
-    raw_message_id,
-)
+from intake.email.ingest import EmailIngest, EmailSource, raw_message_id
 from intake.email.parse import EmailParseError
 from intake.message import AcceptResult, Channel
 from storage.db import Database, StorageUnavailable, is_unavailable_error
@@ -49,15 +43,11 @@ ARCHIVE_KINDS = ("mbox", "maildir")
 IMPORT_SOURCE = EmailSource(kind="import", suppress_ack="imported archive")
 WARM_UP_MAIL = b"From: warm-up@localhost\nSubject: warm-up\n\nwarm-up\n"
 READ_CHUNK = 32  # messages read per trip to the reading thread
-PARSE_GROUP = 8  # messages parsed per trip to a parser process
 FAILURES_KEPT = 5  # failures quoted in the summary
 # A busy or briefly unreachable database is retried (as an SMTP sender would after a 451)
 # before the message is reported as not stored.
 STORE_ATTEMPTS = 8
 STORE_BACKOFF_S = 0.05
-
-
-PrepareOutcome = Prepared | EmailParseError | ParserCrashed
 
 
 class ArchiveError(Exception):
@@ -213,65 +203,6 @@ class ThreadGate:
             del self._by_conversation[keys.conversation]
 
 
-# --- parsing in groups ----------------------------------------------------------------------
-
-
-class ParseGroups:
-    """Hands mails to the parser pool a group at a time: one round trip to a worker per
-    ``size`` mails instead of per mail. Per mail, the pool's hand-off (the main process
-    pickling and feeding the call queue, the worker waiting for it) cost about a third of
-    the workers' time in an import. A group that does not fill up goes after ``wait``
-    seconds."""
-
-    def __init__(self, ingest: EmailIngest, size: int = PARSE_GROUP, wait: float = 0.002) -> None:
-        self.ingest = ingest
-        self.size = size
-        self.wait = wait
-        self._waiting: list[tuple[bytes, asyncio.Future[PrepareOutcome]]] = []
-        self._timer: asyncio.TimerHandle | None = None
-        self._running: set[asyncio.Task[None]] = set()
-
-    async def prepare(self, raw: bytes) -> PrepareOutcome:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[PrepareOutcome] = loop.create_future()
-        self._waiting.append((raw, future))
-        if len(self._waiting) >= self.size:
-            self._flush()
-        elif self._timer is None:
-            self._timer = loop.call_later(self.wait, self._flush)
-        return await future
-
-    def _flush(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        group, self._waiting = self._waiting, []
-        if group:
-            task = asyncio.get_running_loop().create_task(self._run(group))
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
-
-    async def _run(self, group: list[tuple[bytes, asyncio.Future[PrepareOutcome]]]) -> None:
-        try:
-            outcomes = await self.ingest.prepare([raw for raw, _ in group])
-        except BaseException as exc:  # the pool broke, or the import was interrupted
-            for _, future in group:
-                if not future.done():
-                    future.set_exception(exc)
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            return
-        for (_, future), outcome in zip(group, outcomes, strict=True):
-            if not future.done():
-                future.set_result(outcome)
-
-    def cancel(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        for task in self._running:
-            task.cancel()
-
-
 # --- the report ----------------------------------------------------------------------------
 
 
@@ -330,15 +261,11 @@ class ArchiveImport:
         self.in_flight = max(1, in_flight)
         self.report = ImportReport(archive.kind, str(archive.path), dry, total=len(archive))
         self._gate = ThreadGate()
-        self._groups = ParseGroups(ingest)
         self._jitter = random.Random()
         self._ids: list[str] = []  # dry run: the ids to look up
 
     async def run(self, progress: Progress | None = None) -> ImportReport:
-        try:
-            return await self._each(self._store, progress)
-        finally:
-            self._groups.cancel()
+        return await self._each(self._store, progress)
 
     async def dry_run(self, db: Database, progress: Progress | None = None) -> ImportReport:
         await self._each(self._parse_only, progress)
@@ -408,7 +335,7 @@ class ArchiveImport:
 
     async def _ingest(self, raw: bytes, in_turn: Callable[[], Awaitable[None]]) -> AcceptResult:
         """``ingest`` with retries while the database is busy or away (parsed once)."""
-        prepared = await self._groups.prepare(raw)
+        prepared = await self.ingest.prepare_one(raw)
         delay = STORE_BACKOFF_S
         for attempt in range(1, STORE_ATTEMPTS + 1):
             try:

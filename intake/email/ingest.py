@@ -20,6 +20,7 @@ from intake.accept import IntakeWriter
 from intake.attachments import AttachmentStore
 from intake.email.mailboxes import Mailbox, MailboxDirectory
 from intake.email.parse import EmailParseError, ParsedEmail, ParseLimits, parse_email
+from intake.email.parse_groups import ParseGroups
 from intake.message import AcceptResult, Attachment, Channel, InboundMessage
 
 
@@ -92,6 +93,9 @@ class EmailIngest:
         self.pool = parser_pool
         self.default_language = default_language
         self.case_per_area = case_per_area
+        self._groups: ParseGroups[Prepared | EmailParseError | ParserCrashed] = ParseGroups(
+            lambda raws: self.prepare(raws)  # looked up per call: tests wrap ``prepare``
+        )
 
     async def parse(self, raw: bytes) -> ParsedEmail:
         loop = asyncio.get_running_loop()
@@ -113,6 +117,14 @@ class EmailIngest:
             return await loop.run_in_executor(self.pool, parse_and_store_each, *args)
         return await asyncio.to_thread(parse_and_store_each, *args)
 
+    async def prepare_one(self, raw: bytes) -> Prepared | EmailParseError | ParserCrashed:
+        """``prepare`` for one mail, sent to a worker together with the mails that arrive
+        at about the same time (``parse_groups``)."""
+        return await self._groups.prepare(raw)
+
+    def close(self) -> None:
+        self._groups.cancel()
+
     async def ingest(
         self,
         raw: bytes,
@@ -129,7 +141,7 @@ class EmailIngest:
         import holds a reply there until the mail it answers is committed).
         """
         if prepared is None:
-            (prepared,) = await self.prepare([raw])
+            prepared = await self.prepare_one(raw)
         if isinstance(prepared, EmailParseError | ParserCrashed):
             return await self.writer.record_failed(
                 Channel.EMAIL, raw_message_id(raw), raw, f"parse: {prepared}"

@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 
 from config.app import Services
 from config.cli_import import add_import_parsers
-from intake.email import importer
+from intake.email import importer, parse_groups
 from intake.email.importer import ThreadGate, thread_keys
 from intake.email.ingest import EmailSource
 from intake.email.parse import EmailParseError, ParseLimits, parse_email
@@ -397,5 +397,5 @@ async def test_mails_go_to_the_parser_in_groups(
     code, summary = await run_json(services, "mbox", str(write_mbox(tmp_path / "g.mbox", raws)))
     assert code == 0
     assert summary["created"] + summary["failed"] == 40
-    assert sum(groups) == 40 and max(groups) == importer.PARSE_GROUP
-    assert len(groups) <= 40 // importer.PARSE_GROUP + 2
+    assert sum(groups) == 40 and max(groups) == parse_groups.GROUP_SIZE
+    assert len(groups) <= 40 // parse_groups.GROUP_SIZE + 2
