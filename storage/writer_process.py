@@ -57,11 +57,15 @@ class WriterProcess(Generic[T]):
         self.url = url
         self._setup = (url, factory, factory_args)
         self._child: _Child | None = None
+        self._starting = asyncio.Lock()  # one child at a time, however many writers wait
 
     async def start(self) -> None:
         """Start the child and open its database now, not on the first write."""
-        if self._child is None or not self._child.alive:
-            self._child = await _Child.spawn(self._setup)
+        if self._child is not None and self._child.alive:
+            return
+        async with self._starting:
+            if self._child is None or not self._child.alive:
+                self._child = await _Child.spawn(self._setup)
 
     async def write(self, *args: Any) -> T:
         """Run the writing function in the child, in one transaction; its result."""
@@ -73,8 +77,8 @@ class WriterProcess(Generic[T]):
     async def restart(self) -> None:
         """Start a fresh child (e.g. to pick up reloaded templates), then retire the old
         one once its writes in flight are done. Writes never wait for a child to start."""
-        old, self._child = self._child, None
-        await self.start()
+        async with self._starting:
+            old, self._child = self._child, await _Child.spawn(self._setup)
         if old is not None:
             await old.close()
 
