@@ -9,12 +9,19 @@ from __future__ import annotations
 import html as html_lib
 import re
 from functools import cache
+from typing import Any
 
 import nh3
-from inscriptis import get_text  # type: ignore[import-untyped]
-from inscriptis.model.config import ParserConfig  # type: ignore[import-untyped]
 
-_CONFIG = ParserConfig(display_links=False, display_images=False)
+
+@cache
+def _inscriptis() -> tuple[Any, Any]:
+    # Imported on first use: inscriptis and lxml cost the daemon's main process ~5 MB,
+    # and there mail is parsed in the parser processes, never in the event loop's.
+    from inscriptis import get_text  # type: ignore[import-untyped]
+    from inscriptis.model.config import ParserConfig  # type: ignore[import-untyped]
+
+    return get_text, ParserConfig(display_links=False, display_images=False)
 
 
 @cache
@@ -109,7 +116,8 @@ def html_to_text(markup: str) -> str:
     if not markup.strip():
         return ""
     try:
-        text = tidy_text(str(get_text(markup, _CONFIG)))
+        get_text, config = _inscriptis()
+        text = tidy_text(str(get_text(markup, config)))
     except Exception:  # lxml refuses some documents outright
         text = ""
     if not text:  # refused, or nested deeper than libxml2's 255 levels: plain tag stripping
