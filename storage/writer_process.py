@@ -219,15 +219,19 @@ def _child_main() -> None:
     # which otherwise stalls a batch every few seconds.
     gc.freeze()
     _answer(answers, True, None)
-    while (args := _read_frame(calls)) is not None:
-        try:
-            with engine.begin() as conn:
-                result = fn(conn, *args)
-        except Exception as exc:
-            _answer(answers, False, exc)
-        else:
-            _answer(answers, True, result)
-    engine.dispose()
+    try:
+        while (args := _read_frame(calls)) is not None:
+            try:
+                with engine.begin() as conn:
+                    result = fn(conn, *args)
+            except Exception as exc:
+                _answer(answers, False, exc)
+            else:
+                _answer(answers, True, result)
+    except BrokenPipeError:
+        pass  # the parent is gone (killed): what was committed stays, dedup handles resends
+    finally:
+        engine.dispose()
 
 
 if __name__ == "__main__":
