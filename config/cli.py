@@ -76,6 +76,12 @@ def run_ops(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
 
     async def main() -> int:
         services = await open_services(settings)
+        if getattr(args, "needs_services", False):  # imports: write like the daemon does
+            try:
+                await services.start_writer_process()
+            except BaseException:
+                await services.close()
+                raise
         writer = asyncio.create_task(services.writer.run())
         try:
             await services.writer.wait_started()

@@ -36,7 +36,6 @@ async def cmd_import(services: Services, args: argparse.Namespace, out: TextIO) 
     could not be read or stored or the run was interrupted, 2 when the path is no archive."""
     opening = asyncio.create_task(asyncio.to_thread(Archive.open, args.archive_kind, args.path))
     services.start_parser_pool()  # shut down by services.close()
-    await services.start_writer_process()
     await warm_up(services.email, services.settings.intake.parse_workers or os.cpu_count() or 1)
     try:
         archive = await opening
