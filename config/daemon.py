@@ -185,6 +185,9 @@ class Daemon:
 def _writer_check(services: Services):  # type: ignore[no-untyped-def]
     async def check() -> tuple[bool, dict[str, object]]:
         running = services.writer.running
-        return running, {"running": running}
+        detail: dict[str, object] = {"running": running}
+        if services.writer.process is not None:
+            detail["process"] = services.writer.process.state()
+        return running, detail
 
     return check

@@ -67,6 +67,12 @@ class WriterProcess(Generic[T]):
             if self._child is None or not self._child.alive:
                 self._child = await _Child.spawn(self._setup)
 
+    def state(self) -> dict[str, object]:
+        """For ``/readyz``: the child's pid and whether it runs (a dead one is replaced by
+        the next write, so this is information, not a readiness condition)."""
+        child = self._child
+        return {"pid": child.proc.pid if child else None, "alive": bool(child and child.alive)}
+
     async def write(self, *args: Any) -> T:
         """Run the writing function in the child, in one transaction; its result."""
         await self.start()

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -139,7 +140,7 @@ async def post_form(session: aiohttp.ClientSession, base: str, tag: str) -> tupl
 
 
 def test_tour_form_api_cli_and_graceful_stop(daemon: DaemonProcess, db_url: str) -> None:
-    async def scenario() -> tuple[str, str, dict[str, object]]:
+    async def scenario() -> tuple[str, str, dict[str, object], dict[str, Any]]:
         async with aiohttp.ClientSession() as session:
             async with session.get(f"{daemon.base}/form") as resp:
                 assert resp.status == 200
@@ -170,12 +171,18 @@ def test_tour_form_api_cli_and_graceful_stop(daemon: DaemonProcess, db_url: str)
                 listing = await resp.json()
             async with session.get(f"{daemon.base}/metrics") as resp:
                 metrics = await resp.text()
+            async with session.get(f"{daemon.base}/readyz") as resp:
+                writer = (await resp.json())["checks"]["intake_writer"]
             assert (
                 'ventanilla_inbound_messages_total{channel="web",outcome="accepted"} 1.0' in metrics
             )
-            return form_number, api_number, listing
+            return form_number, api_number, listing, writer
 
-    form_number, api_number, listing = asyncio.run(scenario())
+    form_number, api_number, listing, writer = asyncio.run(scenario())
+    child = None
+    if db_url.startswith("sqlite"):  # SQLite: the batches were committed by the writer process
+        child = writer["process"]["pid"]
+        assert writer["process"]["alive"] and child != daemon.proc.pid  # type: ignore[union-attr]
     numbers = {item["number"] for item in listing["items"]}  # type: ignore[index, union-attr]
     assert numbers == {form_number, api_number}
     shown = daemon.cli("cases", "show", form_number)
@@ -184,6 +191,9 @@ def test_tour_form_api_cli_and_graceful_stop(daemon: DaemonProcess, db_url: str)
     assert form_number in listed.stdout and api_number in listed.stdout
     assert daemon.kill(signal.SIGTERM) == 0
     assert '"stopped"' in daemon.log.read_text()
+    if child is not None:  # and it went away with the daemon
+        with pytest.raises(ProcessLookupError):
+            os.kill(child, 0)
 
 
 def test_sigkill_mid_load_loses_nothing_and_duplicates_nothing(
