@@ -142,8 +142,12 @@ class _Child:
             while True:
                 header = await self.proc.stdout.readexactly(_LENGTH.size)
                 (size,) = _LENGTH.unpack(header)
-                ok, value = pickle.loads(await self.proc.stdout.readexactly(size))
+                data = await self.proc.stdout.readexactly(size)
                 future = self._waiting.popleft()
+                try:
+                    ok, value = pickle.loads(data)
+                except Exception as exc:  # e.g. an exception type that cannot be rebuilt
+                    ok, value = False, RuntimeError(f"unreadable writer answer: {exc!r}")
                 if future.done():
                     continue
                 if ok:
@@ -155,6 +159,9 @@ class _Child:
             # unknown, so its callers retry and dedup settles it.
             code = await self.proc.wait()
             self._fail_all(f"writer process exited ({code}): {type(exc).__name__}")
+        except Exception as exc:  # out of step with the child: never leave a caller waiting
+            self._fail_all(f"writer process answer unreadable: {exc!r}")
+            self.proc.kill()
 
     def _fail_all(self, reason: str) -> None:
         self.alive = False

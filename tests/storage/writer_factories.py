@@ -29,3 +29,17 @@ def unpicklable_result() -> Callable[..., Any]:
 
 def broken_factory() -> Callable[..., Any]:
     raise ValueError("no writer today")
+
+
+class Unrebuildable(Exception):
+    """Pickles fine, but its constructor needs two arguments, so unpickling it fails."""
+
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(f"{code} {text}")
+
+
+def raises_unrebuildable() -> Callable[..., Any]:
+    def write(conn: Connection) -> Any:
+        raise Unrebuildable(7, "seven")
+
+    return write
