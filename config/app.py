@@ -23,7 +23,7 @@ from console.api import OpsApi
 from intake.accept import IntakeWriter
 from intake.api import ApiIntake
 from intake.attachments import AttachmentStore
-from intake.email.ingest import EmailIngest
+from intake.email.ingest import EmailIngest, parser_process_start
 from intake.email.mailboxes import Mailbox, MailboxDirectory
 from intake.email.parse import ParseLimits
 from intake.metrics import IntakeMetrics
@@ -61,7 +61,9 @@ class Services:
         if self.parser_pool is None:
             workers = self.settings.intake.parse_workers or os.cpu_count() or 1
             self.parser_pool = ProcessPoolExecutor(
-                workers, mp_context=multiprocessing.get_context("forkserver")
+                workers,
+                mp_context=multiprocessing.get_context("forkserver"),
+                initializer=parser_process_start,
             )
             self.email.pool = self.parser_pool
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import signal
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -65,6 +66,14 @@ def parse_and_store_each(
         except Exception as exc:  # a parser bug must not lose the mail either
             done.append(ParserCrashed(f"{type(exc).__name__}: {exc}"))
     return done
+
+
+def parser_process_start() -> None:
+    """Initializer of the parser processes: stopping is the daemon's decision. A terminal's
+    Ctrl-C reaches the whole process group, and the daemon still drains the mail in flight
+    (it shuts the pool down itself once that is done)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def raw_message_id(raw: bytes) -> str:
