@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from tabulate import tabulate
@@ -43,6 +44,29 @@ def _when(value: Any) -> str:
 
 def _json_out(body: Any, out: TextIO) -> None:
     print(json.dumps(body, ensure_ascii=False, indent=2), file=out)
+
+
+def _print_page(
+    page: Any,
+    args: argparse.Namespace,
+    out: TextIO,
+    *,
+    item_json: Callable[[Any], Any],
+    empty: str,
+    headers: list[str],
+    row: Callable[[Any], list[Any]],
+) -> int:
+    """A listing's page as JSON (``--json``) or a table, with the cursor of the next one."""
+    if args.json:
+        _json_out(serialize.page(page, item_json), out)
+        return 0
+    if not page.items:
+        print(empty, file=out)
+        return 0
+    print(tabulate([row(item) for item in page.items], headers=headers), file=out)
+    if page.next_cursor:
+        print(f"\nmore: --cursor {page.next_cursor}", file=out)
+    return 0
 
 
 # --- token ---------------------------------------------------------------------------------
@@ -78,14 +102,23 @@ async def cmd_cases_list(db: Database, args: argparse.Namespace, out: TextIO) ->
     except QueryError as exc:
         print(f"{exc.param}: {exc}", file=out)
         return 2
-    if args.json:
-        _json_out(serialize.page(page, serialize.case_item), out)
-        return 0
-    if not page.items:
-        print("no cases match", file=out)
-        return 0
-    rows = [
-        [
+    return _print_page(
+        page,
+        args,
+        out,
+        item_json=serialize.case_item,
+        empty="no cases match",
+        headers=[
+            "number",
+            "created",
+            "status",
+            "priority",
+            "area",
+            "assignee",
+            "customer",
+            "title",
+        ],
+        row=lambda c: [
             c.number,
             _when(c.created_at),
             c.status,
@@ -94,14 +127,8 @@ async def cmd_cases_list(db: Database, args: argparse.Namespace, out: TextIO) ->
             c.assignee or "",
             _short(c.customer_name or c.contact, 24),
             _short(c.title, 50),
-        ]
-        for c in page.items
-    ]
-    headers = ["number", "created", "status", "priority", "area", "assignee", "customer", "title"]
-    print(tabulate(rows, headers=headers), file=out)
-    if page.next_cursor:
-        print(f"\nmore: --cursor {page.next_cursor}", file=out)
-    return 0
+        ],
+    )
 
 
 def _case_header(case: CaseDetail) -> list[tuple[str, str]]:
@@ -177,14 +204,14 @@ async def cmd_inbound_list(db: Database, args: argparse.Namespace, out: TextIO) 
     except QueryError as exc:
         print(f"{exc.param}: {exc}", file=out)
         return 2
-    if args.json:
-        _json_out(serialize.page(page, serialize.inbound_item), out)
-        return 0
-    if not page.items:
-        print("no inbound messages match", file=out)
-        return 0
-    rows = [
-        [
+    return _print_page(
+        page,
+        args,
+        out,
+        item_json=serialize.inbound_item,
+        empty="no inbound messages match",
+        headers=["id", "received", "channel", "external id", "status", "case", "error"],
+        row=lambda r: [
             r.id,
             _when(r.received_at),
             r.channel,
@@ -192,14 +219,8 @@ async def cmd_inbound_list(db: Database, args: argparse.Namespace, out: TextIO) 
             r.status,
             r.case_number or "",
             _short(r.error, 60),
-        ]
-        for r in page.items
-    ]
-    headers = ["id", "received", "channel", "external id", "status", "case", "error"]
-    print(tabulate(rows, headers=headers), file=out)
-    if page.next_cursor:
-        print(f"\nmore: --cursor {page.next_cursor}", file=out)
-    return 0
+        ],
+    )
 
 
 async def cmd_inbound_retry(
