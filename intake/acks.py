@@ -58,23 +58,11 @@ class AckLimiter:
     acknowledgement per message forever; the cap breaks such a loop within a day's budget.
     """
 
-    def __init__(self, conn: Connection, work: list[Work], per_day: int, now: datetime) -> None:
+    def __init__(self, conn: Connection, recipients: set[str], per_day: int, now: datetime) -> None:
+        """``recipients``: those the batch would acknowledge; only their counts are read."""
         self.per_day = per_day
         self.sent: Counter[str] = Counter()
-        if per_day <= 0:
-            return
-        # Only messages that may get an acknowledgement (not imports, not automatic mail)
-        # need their recipient's count.
-        recipients = {
-            address
-            for w in work
-            if w.outcome == "created"
-            and not w.item.msg.suppress_ack_reason
-            and not w.item.msg.auto_submitted
-            for address in (w.item.msg.sender.email, w.item.msg.sender.phone)
-            if address
-        }
-        if recipients:
+        if per_day > 0 and recipients:
             rows = conn.execute(
                 ACKS_SENT, {"recipients": sorted(recipients), "since": now - timedelta(days=1)}
             )

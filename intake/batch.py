@@ -293,7 +293,9 @@ class BatchWriter:
             core_insert(conn, Attachment.__table__, attachments)
         events: list[dict[str, Any]] = []
         acks: list[OutboundRequest] = []
-        limiter = AckLimiter(conn, ok, self.acks_per_day, now)
+        wanted = {w: acknowledgement_for(w, catalog) for w in ok}
+        recipients = {a.recipient for a in wanted.values() if isinstance(a, OutboundRequest)}
+        limiter = AckLimiter(conn, recipients, self.acks_per_day, now)
         for w in ok:
             msg = w.item.msg
             if w.outcome == "created":
@@ -319,7 +321,7 @@ class BatchWriter:
                             now,
                         )
                     )
-            ack = limiter.check(acknowledgement_for(w, catalog))
+            ack = limiter.check(wanted[w])
             if isinstance(ack, str):
                 events.append(self._event(w, "ack_suppressed", {"reason": ack}, now))
             elif ack is not None:
