@@ -226,7 +226,7 @@ class IntakeWriter:
         digests = [a.sha256 for item in items for a in item.msg.attachments]
         if digests and self.attachments is not None:
             # The files a batch references reach the disk before its commit (see
-            # intake.attachments): one thread hop per batch, the fsyncs side by side.
+            # intake.attachments): one thread hop per batch.
             await asyncio.to_thread(self.attachments.sync, digests)
         if self.process is not None:
             return await self.process.write(items, self.catalog.current)

@@ -205,7 +205,7 @@ async def test_attachments_reach_the_disk_before_their_commit(
     services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Receivers write files without waiting on the disk; the writer flushes every file of
-    a batch (side by side) before the commit that references them."""
+    a batch before the commit that references them."""
     import os
 
     from intake import attachments as attachments_module
