@@ -75,14 +75,19 @@ def free_port() -> int:
         return port
 
 
-def _status_kb(pid: int, key: str) -> int:
+def _proc_kb(path: str, key: str) -> int:
+    """A ``Key:   123 kB`` line of a /proc file, in kB (0 once the process is gone)."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        for line in Path(path).read_text().splitlines():
             if line.startswith(key + ":"):
                 return int(line.split()[1])
     except (OSError, ValueError):
         pass  # the process is gone
     return 0
+
+
+def _status_kb(pid: int, key: str) -> int:
+    return _proc_kb(f"/proc/{pid}/status", key)
 
 
 def _descendants(pid: int) -> list[int]:
@@ -104,13 +109,7 @@ def _descendants(pid: int) -> list[int]:
 def _pss_kb(pid: int) -> int:
     """Proportional set size: pages shared by several processes (the interpreter, shared
     libraries) count once across them, split between the sharers."""
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    except (OSError, ValueError):
-        pass  # the process is gone
-    return 0
+    return _proc_kb(f"/proc/{pid}/smaps_rollup", "Pss")
 
 
 class RssSampler:

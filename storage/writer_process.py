@@ -54,7 +54,6 @@ class WriterProcess(Generic[T]):
         factory: Callable[..., Callable[..., T]],
         *factory_args: Any,
     ) -> None:
-        self.url = url
         self._setup = (url, factory, factory_args)
         self._child: _Child | None = None
         self._starting = asyncio.Lock()  # one child at a time, however many writers wait
@@ -132,7 +131,7 @@ class _Child:
         self.proc.stdin.write(_frame(payload))
         try:
             await self.proc.stdin.drain()
-        except (ConnectionError, BrokenPipeError) as exc:
+        except ConnectionError as exc:  # BrokenPipeError, ConnectionResetError
             self._fail_all(f"writer process pipe closed: {exc}")
         return await future
 
