@@ -133,7 +133,7 @@ class WebFormIntake:
         case = request.query.get("case", "")
         number = case if CASE_NUMBER.fullmatch(case) else None
         lang = self._page_language(request)
-        return self._page(f"{lang}/thanks.html", 200, lang=lang, case_number=number)
+        return self._page("thanks.html", 200, lang=lang, case_number=number)
 
     def _page_language(self, request: web.Request) -> str:
         return language_field(request.query.get("lang")) or self._negotiated(request)
@@ -160,7 +160,7 @@ class WebFormIntake:
     ) -> web.Response:
         cfg = self.config
         return self._page(
-            f"{lang}/form.html",
+            "form.html",
             status,
             lang=lang,
             values={k: v for k in FORM_FIELDS if isinstance(v := fields.get(k), str)},
