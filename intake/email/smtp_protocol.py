@@ -8,6 +8,8 @@
   many replies (RFC 2033 §4.2) and would hang on one.
 - Every 4xx/5xx reply is logged with the peer; the reply text carries the reason.
 - Open sessions are tracked so that ``SmtpIntake.stop`` can say 421 and close them.
+- DATA is read in a few large reads rather than line by line (intake.email.smtp_data), with
+  the same limits and the same replies.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import re
 from typing import Any, AnyStr
 
 from aiosmtpd.lmtp import LMTP
-from aiosmtpd.smtp import SMTP, Session
+from aiosmtpd.smtp import MISSING, SMTP, Session
+
+from intake.email.smtp_data import read_data
 
 log = logging.getLogger("intake.email.smtp")
 
@@ -110,6 +114,42 @@ class IntakeSMTP(SMTP):
         if isinstance(transport, asyncio.WriteTransport):
             transport.write(reply.encode("ascii") + b"\r\n")
         transport.close()
+
+    async def smtp_DATA(self, arg: str) -> None:
+        """aiosmtpd's DATA command (same checks, replies and handler call) with the
+        payload read by ``read_data``. The content stays bytes: these sessions never
+        decode it (``decode_data`` is left off), the parser wants the raw octets."""
+        if await self.check_helo_needed() or await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        try:
+            payload = await read_data(self._reader, self.data_size_limit, self.line_length_limit)
+        except asyncio.CancelledError:
+            # EOF or a reset while the data came in: aiosmtpd cancels the session task.
+            log.info("SMTP connection lost during DATA")
+            self._writer.close()
+            raise
+        except asyncio.IncompleteReadError:
+            log.info("SMTP connection closed during DATA")
+            self._writer.close()
+            return
+        if payload.too_long or payload.too_big:
+            # aiosmtpd's wording; push() adds the enhanced code (5.3.4 for the size).
+            too_long = "500 Line too long (see RFC5321 4.5.3.1.6)"
+            await self.push(too_long if payload.too_long else "552 Error: Too much mail data")
+            self.envelope = self._create_envelope()  # aiosmtpd: _set_post_data_state
+            return
+        self.envelope.content = self.envelope.original_content = payload.content
+        status = await self._call_handler_hook("DATA")
+        self.envelope = self._create_envelope()  # aiosmtpd: _set_post_data_state
+        await self.push("250 OK" if status is MISSING else status)
 
     async def push(self, status: AnyStr) -> None:
         if isinstance(status, bytes):  # AUTH challenges (334 ...): nothing to adjust
