@@ -7,10 +7,8 @@ routes. The daemon and the tests both use these two, so what is tested is what r
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import secrets
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -23,9 +21,10 @@ from console.api import OpsApi
 from intake.accept import IntakeWriter
 from intake.api import ApiIntake
 from intake.attachments import AttachmentStore
-from intake.email.ingest import EmailIngest, parser_process_start
+from intake.email.ingest import EmailIngest
 from intake.email.mailboxes import Mailbox, MailboxDirectory
 from intake.email.parse import ParseLimits
+from intake.email.parser_pool import ParserPool
 from intake.metrics import IntakeMetrics
 from intake.webform import WebFormConfig, WebFormIntake
 from intake.writer_spec import WriterSpec, batch_write
@@ -49,23 +48,17 @@ class Services:
     writer: IntakeWriter
     secret_key: bytes
     email: EmailIngest
-    parser_pool: ProcessPoolExecutor | None = None
+    parser_pool: ParserPool | None = None
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
 
-    def start_parser_pool(self) -> None:
-        """MIME parsing in worker processes (the daemon and imports; tests parse in threads).
-
-        Why processes: parsing is CPU-bound Python, and a pool lets it use every core while
-        the event loop keeps answering (PERFORMANCE.md: the parser alone is ~700 mails/s on
-        one core)."""
+    async def start_parser_pool(self) -> None:
+        """MIME parsing in processes of their own, started now, before the first mail (the
+        daemon and imports; tests parse in threads). See intake.email.parser_pool."""
         if self.parser_pool is None:
             workers = self.settings.intake.parse_workers or os.cpu_count() or 1
-            self.parser_pool = ProcessPoolExecutor(
-                workers,
-                mp_context=multiprocessing.get_context("forkserver"),
-                initializer=parser_process_start,
-            )
+            self.parser_pool = ParserPool(workers, self.email.parser_setup())
             self.email.pool = self.parser_pool
+        await self.parser_pool.start()
 
     async def start_writer_process(self) -> None:
         """On SQLite, move the intake's transactions to a process of their own (the daemon
@@ -82,7 +75,7 @@ class Services:
         if self.writer.process is not None:
             await self.writer.process.close()
         if self.parser_pool is not None:
-            self.parser_pool.shutdown(wait=True, cancel_futures=True)
+            await self.parser_pool.close()
         await self.db.close()
 
 

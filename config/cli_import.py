@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from typing import Any, TextIO
 
@@ -25,7 +24,6 @@ from intake.email.importer import (
     ArchiveError,
     ArchiveImport,
     ImportReport,
-    warm_up,
 )
 
 DEFAULT_IN_FLIGHT = 128
@@ -35,8 +33,9 @@ async def cmd_import(services: Services, args: argparse.Namespace, out: TextIO) 
     """Exit 0 when every message was stored (unparseable ones as failed rows), 1 when some
     could not be read or stored or the run was interrupted, 2 when the path is no archive."""
     opening = asyncio.create_task(asyncio.to_thread(Archive.open, args.archive_kind, args.path))
-    services.start_parser_pool()  # shut down by services.close()
-    await warm_up(services.email, services.settings.intake.parse_workers or os.cpu_count() or 1)
+    # Started before the archive is read, so reading does not wait on them; shut down by
+    # services.close().
+    await services.start_parser_pool()
     try:
         archive = await opening
     except (ArchiveError, OSError) as exc:

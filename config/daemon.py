@@ -78,7 +78,11 @@ class Daemon:
             return 1
         services.readiness.update(email.readiness())
         if email.smtp is not None or email.pollers:
-            services.start_parser_pool()
+            try:
+                await services.start_parser_pool()
+            except Exception as exc:
+                log.error("cannot start: the parser processes failed to start: %s", exc)
+                return 1
         try:
             await services.start_writer_process()
         except Exception as exc:

@@ -18,7 +18,6 @@ flows freely.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import mailbox
 import random
 import re
@@ -41,7 +40,6 @@ from storage.models import Inbound
 
 ARCHIVE_KINDS = ("mbox", "maildir")
 IMPORT_SOURCE = EmailSource(kind="import", suppress_ack="imported archive")
-WARM_UP_MAIL = b"From: warm-up@localhost\nSubject: warm-up\n\nwarm-up\n"
 READ_CHUNK = 32  # messages read per trip to the reading thread
 FAILURES_KEPT = 5  # failures quoted in the summary
 # A busy or briefly unreachable database is retried (as an SMTP sender would after a 451)
@@ -364,13 +362,6 @@ class ArchiveImport:
         self.report.parseable += 1
         self.report.automatic += parsed.auto_submitted
         self._ids.append(parsed.message_id)
-
-
-async def warm_up(ingest: EmailIngest, workers: int) -> None:
-    """Start the parser processes (and their imports) with one tiny mail each, so that the
-    archive is not read while they are still starting."""
-    with contextlib.suppress(Exception):  # a broken pool shows itself on the first real mail
-        await asyncio.gather(*(ingest.parse(WARM_UP_MAIL) for _ in range(workers)))
 
 
 class _NotStored(Exception):

@@ -1,7 +1,7 @@
 """One email in, one accept(): the path shared by the SMTP/LMTP server, IMAP and imports.
 
-Parsing runs off the event loop (a process pool when one is given, so both cores parse
-under load; else a thread). Attachments are written to the store before accept() so a
+Parsing runs off the event loop (parser processes when a pool is given, so every core
+parses under load; else a thread). Attachments are written to the store before accept() so a
 committed row never points at a missing file. Bytes that cannot be parsed at all are still
 committed, as a failed inbound row with their raw bytes: nothing accepted is lost.
 """
@@ -11,17 +11,21 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-import signal
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass
-from pathlib import Path
 
 from intake.accept import IntakeWriter
 from intake.attachments import AttachmentStore
 from intake.email.mailboxes import Mailbox, MailboxDirectory
 from intake.email.parse import EmailParseError, ParsedEmail, ParseLimits, parse_email
 from intake.email.parse_groups import ParseGroups
+from intake.email.parser_pool import ParserPool
+from intake.email.prepare import (
+    Outcome,
+    ParserCrashed,
+    ParserSetup,
+    parse_and_store_each,
+)
 from intake.message import AcceptResult, Attachment, Channel, InboundMessage
 
 
@@ -31,49 +35,6 @@ class EmailSource:
 
     kind: str  # smtp | lmtp | imap:<account> | import
     suppress_ack: str | None = None  # e.g. "imported archive"
-
-
-Prepared = tuple[ParsedEmail, tuple[Attachment, ...]]
-
-
-class ParserCrashed(Exception):
-    """The parser raised something other than EmailParseError (a bug); the message says
-    what, in a form that crosses the process pipe whatever the original was."""
-
-
-def parse_and_store(
-    raw: bytes, limits: ParseLimits, own_domain: str, attachments_root: Path
-) -> Prepared:
-    """Worker-side half of ingest (module level so a process pool can run it): the parsed
-    mail without its attachment bytes, and the attachments as stored files."""
-    parsed = parse_email(raw, limits, own_domain)
-    store = AttachmentStore(attachments_root)
-    stored = tuple(store.save_sync(a.data, a.filename, a.content_type) for a in parsed.attachments)
-    return dataclasses.replace(parsed, attachments=()), stored
-
-
-def parse_and_store_each(
-    raws: Sequence[bytes], limits: ParseLimits, own_domain: str, attachments_root: Path
-) -> list[Prepared | EmailParseError | ParserCrashed]:
-    """``parse_and_store`` for several mails in one trip to a worker; each one's failure
-    is returned in its place, so one bad mail never fails the others."""
-    done: list[Prepared | EmailParseError | ParserCrashed] = []
-    for raw in raws:
-        try:
-            done.append(parse_and_store(raw, limits, own_domain, attachments_root))
-        except EmailParseError as exc:
-            done.append(exc)
-        except Exception as exc:  # a parser bug must not lose the mail either
-            done.append(ParserCrashed(f"{type(exc).__name__}: {exc}"))
-    return done
-
-
-def parser_process_start() -> None:
-    """Initializer of the parser processes: stopping is the daemon's decision. A terminal's
-    Ctrl-C reaches the whole process group, and the daemon still drains the mail in flight
-    (it shuts the pool down itself once that is done)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def raw_message_id(raw: bytes) -> str:
@@ -90,7 +51,7 @@ class EmailIngest:
         limits: ParseLimits,
         own_domain: str,
         *,
-        parser_pool: Executor | None = None,
+        parser_pool: ParserPool | None = None,
         default_language: str = "es",
         case_per_area: bool = False,
     ) -> None:
@@ -102,31 +63,29 @@ class EmailIngest:
         self.pool = parser_pool
         self.default_language = default_language
         self.case_per_area = case_per_area
-        self._groups: ParseGroups[Prepared | EmailParseError | ParserCrashed] = ParseGroups(
+        self._groups: ParseGroups[Outcome] = ParseGroups(
             lambda raws: self.prepare(raws)  # looked up per call: tests wrap ``prepare``
         )
 
+    def parser_setup(self) -> ParserSetup:
+        """What a parser process needs to know to work for this ingest."""
+        return ParserSetup(self.limits, self.own_domain, self.store.root)
+
     async def parse(self, raw: bytes) -> ParsedEmail:
-        loop = asyncio.get_running_loop()
         if self.pool is not None:
-            return await loop.run_in_executor(
-                self.pool, parse_email, raw, self.limits, self.own_domain
-            )
+            return await self.pool.parse(raw)
         return await asyncio.to_thread(parse_email, raw, self.limits, self.own_domain)
 
-    async def prepare(
-        self, raws: Sequence[bytes]
-    ) -> list[Prepared | EmailParseError | ParserCrashed]:
+    async def prepare(self, raws: Sequence[bytes]) -> list[Outcome]:
         """Parse these mails and write their attachments, all in one worker call, so the
         attachment bytes never travel back to the event loop's process (pickled) and a
-        batch pays one round trip to the pool (an import hands over several at a time)."""
-        args = (list(raws), self.limits, self.own_domain, self.store.root)
-        loop = asyncio.get_running_loop()
+        batch pays one round trip to a parser (an import hands over several at a time)."""
         if self.pool is not None:
-            return await loop.run_in_executor(self.pool, parse_and_store_each, *args)
+            return await self.pool.prepare(raws)
+        args = (list(raws), self.limits, self.own_domain, self.store.root)
         return await asyncio.to_thread(parse_and_store_each, *args)
 
-    async def prepare_one(self, raw: bytes) -> Prepared | EmailParseError | ParserCrashed:
+    async def prepare_one(self, raw: bytes) -> Outcome:
         """``prepare`` for one mail, sent to a worker together with the mails that arrive
         at about the same time (``parse_groups``)."""
         return await self._groups.prepare(raw)
@@ -141,7 +100,7 @@ class EmailIngest:
         envelope_to: Sequence[str] = (),
         *,
         before_accept: Callable[[], Awaitable[object]] | None = None,
-        prepared: Prepared | EmailParseError | ParserCrashed | None = None,
+        prepared: Outcome | None = None,
     ) -> AcceptResult:
         """Parse, store attachments, accept. Raises StorageUnavailable like accept().
 

@@ -9,7 +9,7 @@ from email.utils import make_msgid
 import pytest
 from sqlalchemy import func, select
 
-import intake.email.ingest as ingest_module
+import intake.email.prepare as prepare_module
 from config.app import Services
 from intake.email.ingest import EmailIngest, EmailSource
 from intake.email.mailboxes import Mailbox, MailboxDirectory
@@ -131,7 +131,7 @@ async def test_unparseable_mail_is_kept_and_replayed_after_a_fix(
         raise EmailParseError("parser bug")
 
     raw = build()
-    monkeypatch.setattr(ingest_module, "parse_email", broken)
+    monkeypatch.setattr(prepare_module, "parse_email", broken)
     failed = await ingest.ingest(raw, SMTP)
     assert failed.outcome == "failed"
     async with services.db.session() as session:

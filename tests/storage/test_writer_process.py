@@ -122,9 +122,9 @@ async def test_restart_swaps_children_without_losing_writes(notes_url: str) -> N
 async def test_an_answer_that_cannot_be_unpickled_fails_its_caller_only(notes_url: str) -> None:
     process = WriterProcess[object](notes_url, writer_factories.raises_unrebuildable)
     try:
-        with pytest.raises(RuntimeError, match="unreadable writer answer"):
+        with pytest.raises(RuntimeError, match="unreadable answer"):
             await asyncio.wait_for(process.write(), 30)
-        with pytest.raises(RuntimeError, match="unreadable writer answer"):
+        with pytest.raises(RuntimeError, match="unreadable answer"):
             await asyncio.wait_for(process.write(), 30)  # the child still answers in step
     finally:
         await process.close()
