@@ -67,6 +67,28 @@ async def test_batches_commit_in_the_writer_process(process_services: Services) 
         assert await session.scalar(select(func.count()).select_from(Notification)) == 101
 
 
+async def test_mail_arriving_during_a_commit_goes_in_one_batch_after_it(
+    process_services: Services,
+) -> None:
+    services = process_services
+    sizes: list[int] = []
+    sent = asyncio.Event()
+
+    def on_batch(size: int) -> None:
+        sizes.append(size)
+        sent.set()
+
+    services.writer.on_batch = on_batch
+    first = asyncio.create_task(services.writer.accept(message(0)))
+    await sent.wait()  # the first batch is on its way to the child
+    later = []
+    for n in range(1, 11):  # one at a time, as mail arrives, while the child commits
+        later.append(asyncio.create_task(services.writer.accept(message(n))))
+        await asyncio.sleep(0)
+    await asyncio.gather(first, *later)
+    assert sizes == [1, 10]
+
+
 async def test_a_killed_writer_process_costs_a_retry_not_a_message(
     process_services: Services,
 ) -> None:
