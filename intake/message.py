@@ -11,6 +11,21 @@ from enum import StrEnum
 from typing import Any
 
 
+class PickledByFields:
+    """Base of the frozen slots dataclasses that cross a process pipe with every message
+    (parser → event loop → writer): pickled as a call of the class with the field values.
+    For such classes dataclasses installs a ``__getstate__``/``__setstate__`` pair that
+    walks ``fields()`` in Python per object: measured 75 µs to pickle one parsed mail,
+    against 8 µs this way. Every field must be an ``__init__`` argument in order (they
+    are what ``__match_args__`` lists)."""
+
+    __slots__ = ()
+    __match_args__: tuple[str, ...]
+
+    def __reduce__(self) -> tuple[type[Any], tuple[Any, ...]]:
+        return type(self), tuple([getattr(self, name) for name in self.__match_args__])
+
+
 class Channel(StrEnum):
     EMAIL = "email"
     WEB = "web"
@@ -20,7 +35,7 @@ class Channel(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Address:
+class Address(PickledByFields):
     """A sender or recipient identity. ``email`` lower-cased, ``phone`` E.164."""
 
     name: str = ""
@@ -36,7 +51,7 @@ class Address:
 
 
 @dataclass(frozen=True, slots=True)
-class Attachment:
+class Attachment(PickledByFields):
     """A file already written to the content-addressed store (see intake.attachments)."""
 
     sha256: str
@@ -46,7 +61,7 @@ class Attachment:
 
 
 @dataclass(frozen=True, slots=True)
-class InboundMessage:
+class InboundMessage(PickledByFields):
     channel: Channel
     external_id: str
     sender: Address
@@ -136,7 +151,7 @@ class InboundMessage:
 
 
 @dataclass(frozen=True, slots=True)
-class AcceptResult:
+class AcceptResult(PickledByFields):
     """What ``accept`` tells the adapter once the message is committed."""
 
     outcome: str  # created | continued | duplicate | failed

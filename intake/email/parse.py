@@ -31,7 +31,7 @@ from intake.email.mime_headers import (
 from intake.email.mime_walk import Body, MimeWalker
 from intake.email.parse_loops import Report, automatic_reason, read_report
 from intake.email.parse_quotes import strip_reply
-from intake.message import Address
+from intake.message import Address, PickledByFields
 
 # Compound File Binary signature (MS-CFB §2.2): an Outlook .msg, not RFC 5322 text.
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -60,7 +60,7 @@ class RawAttachment:
 
 
 @dataclass(frozen=True, slots=True)
-class ParsedEmail:
+class ParsedEmail(PickledByFields):
     message_id: str  # without angle brackets; "sha256:<hex of raw>" when the mail has none
     sender: Address
     to: tuple[str, ...] = ()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import re
 from email._header_value_parser import get_addr_spec, get_angle_addr
@@ -64,6 +65,21 @@ def log_reply(peer: object, line: str) -> None:
         log.warning("SMTP %s refused: %s", peer_text(peer), line)
     elif line.startswith("5"):
         log.info("SMTP %s refused: %s", peer_text(peer), line)
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_path(arg: str) -> tuple[str | None, str | None]:
+    """The address and the rest of a MAIL/RCPT argument, ``(None, None)`` when it does not
+    parse. The stdlib's RFC 5322 parser takes about 0.1 ms per address; our own mailboxes
+    come back in every RCPT and senders write again, so the answers are kept."""
+    try:
+        if arg.lstrip().startswith("<"):
+            angle, rest = get_angle_addr(arg)
+            return angle.addr_spec, rest
+        spec, rest = get_addr_spec(arg)
+        return spec.addr_spec, rest
+    except HeaderParseError:
+        return None, None
 
 
 class _QuietSession(Session):
@@ -125,14 +141,8 @@ class IntakeSMTP(SMTP):
         a local part over ``local_part_limit``, else the address and the rest."""
         if not arg:
             return "", ""
-        try:
-            if arg.lstrip().startswith("<"):
-                angle, rest = get_angle_addr(arg)
-                address = angle.addr_spec
-            else:
-                spec, rest = get_addr_spec(arg)
-                address = spec.addr_spec
-        except HeaderParseError:
+        address, rest = parse_path(arg)
+        if address is None:
             return None, None
         local_part = address.rpartition("@")[0]
         if self.local_part_limit and len(local_part) > self.local_part_limit:
