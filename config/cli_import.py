@@ -2,9 +2,9 @@
 
 ``add_import_parsers`` registers the command; ``config.cli.run_ops`` opens the services,
 runs the intake writer and calls ``cmd_import(services, args, out)`` (the command sets
-``needs_services``). MIME parsing runs in the services' process pool (``[intake]
-parse_workers``, one per core by default). A progress bar goes to stderr when it is a
-terminal; the summary goes to ``out``.
+``needs_services``). MIME parsing runs in the services' parser processes
+(``intake.email.parser_pool``; ``[intake] parse_workers``, one per core by default). A
+progress bar goes to stderr when it is a terminal; the summary goes to ``out``.
 """
 
 from __future__ import annotations

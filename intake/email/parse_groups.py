@@ -1,9 +1,9 @@
-"""Hands mails to the parser pool a group at a time: one worker round trip per group.
+"""Hands mails to the parser processes a group at a time: one round trip per group.
 
-Per mail, the process pool's hand-off (the main process pickling and feeding the call
-queue through its manager thread, the worker waiting for it, the result coming back the
-same way) cost about a third of the parser processes' time in an import and a share of
-the event loop's under SMTP load. ``ParseGroups.prepare(raw)`` waits for up to ``size``
+Per mail, a hand-off to a parser process (pickling, a pipe write that wakes the process,
+the answer coming back the same way) cost about a third of the parser processes' time in
+an import (measured with the process pool this replaced) and a share of the event loop's
+under SMTP load. ``ParseGroups.prepare(raw)`` waits for up to ``size``
 mails, or ``wait`` seconds after the first, and sends them together; each caller gets
 its own mail's outcome (a failure included), so one bad mail never fails the others.
 """
