@@ -155,26 +155,20 @@ class IntakeWriter:
         ``writers`` batches may be in flight at once. SQLite has one writer by nature; on
         PostgreSQL a batch spends most of its time waiting for round trips and the commit's
         fsync, so a few concurrent batches keep the server busy (its own group commit).
+        The writer process (SQLite) gets one drainer too: it commits one batch at a time,
+        and mail that arrives meanwhile is best sent as one batch when it is done (a second
+        drainer sent each first arrival alone to wait at the child's door: batches of three
+        under SMTP load instead of six, a fifth more of the child's time per message).
         """
         self.running = True
         self._started.set()
         try:
             async with asyncio.TaskGroup() as group:
-                for _ in range(self._drainers()):
+                for _ in range(self.writers):
                     group.create_task(self._drain())
         finally:
             self.running = False
             self._fail_queued()
-
-    def _drainers(self) -> int:
-        if self.process is not None:
-            # One: the writer process commits one batch at a time anyway, and mail that
-            # arrives meanwhile is best sent as one batch when it is done. A second drainer
-            # sent each first arrival on its own to wait at the child's door: batches of
-            # three on average under SMTP load instead of six, and a fifth more of the
-            # child's time per message (statements and commits are paid per batch).
-            return 1
-        return self.writers
 
     async def _drain(self) -> None:
         while True:
