@@ -82,7 +82,7 @@ class EmailIngest:
         batch pays one round trip to a parser (an import hands over several at a time)."""
         if self.pool is not None:
             return await self.pool.prepare(raws)
-        args = (list(raws), self.limits, self.own_domain, self.store.root)
+        args = (list(raws), self.limits, self.own_domain, self.store)
         return await asyncio.to_thread(parse_and_store_each, *args)
 
     async def prepare_one(self, raw: bytes) -> Outcome:

@@ -30,25 +30,24 @@ Outcome = Prepared | EmailParseError | ParserCrashed
 
 
 def parse_and_store(
-    raw: bytes, limits: ParseLimits, own_domain: str, attachments_root: Path
+    raw: bytes, limits: ParseLimits, own_domain: str, store: AttachmentStore
 ) -> Prepared:
     """The parsed mail without its attachment bytes, and the attachments as stored files
     (so the bytes never travel back to the event loop's process)."""
     parsed = parse_email(raw, limits, own_domain)
-    store = AttachmentStore(attachments_root)
     stored = tuple(store.save_sync(a.data, a.filename, a.content_type) for a in parsed.attachments)
     return dataclasses.replace(parsed, attachments=()), stored
 
 
 def parse_and_store_each(
-    raws: Sequence[bytes], limits: ParseLimits, own_domain: str, attachments_root: Path
+    raws: Sequence[bytes], limits: ParseLimits, own_domain: str, store: AttachmentStore
 ) -> list[Outcome]:
     """``parse_and_store`` for several mails in one trip to a worker; each one's failure
     is returned in its place, so one bad mail never fails the others."""
     done: list[Outcome] = []
     for raw in raws:
         try:
-            done.append(parse_and_store(raw, limits, own_domain, attachments_root))
+            done.append(parse_and_store(raw, limits, own_domain, store))
         except EmailParseError as exc:
             done.append(exc)
         except Exception as exc:  # a parser bug must not lose the mail either
@@ -71,12 +70,13 @@ class _Parser:
 
     def __init__(self, setup: ParserSetup) -> None:
         self.setup = setup
+        self.store = AttachmentStore(setup.attachments_root)
 
     def __call__(self, call: tuple[str, Any]) -> Any:
         op, arg = call
         setup = self.setup
         if op == "prepare":
-            return parse_and_store_each(arg, setup.limits, setup.own_domain, setup.attachments_root)
+            return parse_and_store_each(arg, setup.limits, setup.own_domain, self.store)
         if op == "parse":
             return parse_email(arg, setup.limits, setup.own_domain)
         raise ValueError(f"unknown parser call {op!r}")
