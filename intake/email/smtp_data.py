@@ -72,5 +72,5 @@ async def read_data(
     if max(map(len, stuffed.split(b"\r\n"))) + 2 > line_limit:
         return DataPayload(b"", too_long=True)
     # RFC 5321 §4.5.2: a line that begins with "." had one more prepended by the sender.
-    content = (b"\r\n" + stuffed).replace(b"\r\n.", b"\r\n")[2:]
-    return DataPayload(content)
+    content = stuffed.replace(b"\r\n.", b"\r\n")
+    return DataPayload(content[1:] if stuffed.startswith(b".") else content)
