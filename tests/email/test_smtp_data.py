@@ -131,16 +131,22 @@ async def test_stream_ending_before_the_marker_raises() -> None:
 # --- on loopback, against the server --------------------------------------------------------
 
 
+async def at_data(port: int | None) -> tuple[Dialog, str]:
+    """A raw session through EHLO, MAIL and one RCPT; the reply to DATA."""
+    dialog, _ = await Dialog.open(port)
+    await dialog.send("EHLO cliente.example.org")
+    await dialog.send("MAIL FROM:<ana@example.org>")
+    await dialog.send(f"RCPT TO:<{GOOD}>")
+    return dialog, await dialog.send("DATA")
+
+
 async def test_dot_stuffed_lines_arrive_as_written(services: Services) -> None:
     body = ".\n..\n.firma\nfin.\n"
     content = mail(body=body)
     assert b"\r\n.\r\n" in content and b"\r\n..\r\n" in content
     async with running(services) as smtp:
-        dialog, _ = await Dialog.open(smtp.port)
-        await dialog.send("EHLO cliente.example.org")
-        await dialog.send("MAIL FROM:<ana@example.org>")
-        await dialog.send(f"RCPT TO:<{GOOD}>")
-        assert (await dialog.send("DATA")).startswith("354")
+        dialog, go_ahead = await at_data(smtp.port)
+        assert go_ahead.startswith("354")
         await dialog.data(content)
         reply = await dialog.reply()
         await dialog.close()
@@ -153,11 +159,8 @@ async def test_dot_stuffed_lines_arrive_as_written(services: Services) -> None:
 
 async def test_commands_pipelined_after_the_end_are_answered(services: Services) -> None:
     async with running(services) as smtp:
-        dialog, _ = await Dialog.open(smtp.port)
-        await dialog.send("EHLO cliente.example.org")
-        await dialog.send("MAIL FROM:<ana@example.org>")
-        await dialog.send(f"RCPT TO:<{GOOD}>")
-        assert (await dialog.send("DATA")).startswith("354")
+        dialog, go_ahead = await at_data(smtp.port)
+        assert go_ahead.startswith("354")
         # RFC 2920: the end of data and what follows may come in one segment.
         dialog.writer.write(mail() + b".\r\nNOOP\r\nQUIT\r\n")
         replies = [await dialog.reply() for _ in range(3)]
@@ -168,11 +171,7 @@ async def test_commands_pipelined_after_the_end_are_answered(services: Services)
 async def test_line_over_the_limit_is_refused_after_the_data(services: Services) -> None:
     long_line = b"x" * 1000 + b"\r\n"  # 1,002 octets with its CRLF (RFC 5321 §4.5.3.1.6)
     async with running(services) as smtp:
-        dialog, _ = await Dialog.open(smtp.port)
-        await dialog.send("EHLO cliente.example.org")
-        await dialog.send("MAIL FROM:<ana@example.org>")
-        await dialog.send(f"RCPT TO:<{GOOD}>")
-        await dialog.send("DATA")
+        dialog, _ = await at_data(smtp.port)
         dialog.writer.write(b"Subject: largo\r\n\r\n" + long_line + b".\r\n")
         refused = await dialog.reply()
         after = await dialog.send("NOOP")  # the session goes on
