@@ -219,13 +219,13 @@ class IntakeWriter:
                 pending.future.set_result(result)
 
     async def _write_items(self, items: list[BatchItem]) -> list[AcceptResult]:
+        if self.process is not None:  # it flushes the batch's files itself, beside its work
+            return await self.process.write(items, self.catalog.current)
         digests = [a.sha256 for item in items for a in item.msg.attachments]
         if digests and self.attachments is not None:
             # The files a batch references reach the disk before its commit (see
             # intake.attachments): one thread hop per batch.
             await asyncio.to_thread(self.attachments.sync, digests)
-        if self.process is not None:
-            return await self.process.write(items, self.catalog.current)
         return await self.db.write(self.batch_writer.write, items, self.catalog.current)
 
     async def _write_one(self, pending: _Pending) -> None:

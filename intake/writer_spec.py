@@ -10,12 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+from sqlalchemy.engine import Connection
+
+from intake.attachments import AttachmentStore, BackgroundSync
 from intake.batch import BatchWriter
 from intake.conversation import ThreadingPolicy
+from intake.lookups import BatchItem
 from intake.message import AcceptResult
 from notifiers.outbox import Outbox
 from notifiers.templates import TemplateRenderer
+from routing.catalog import CatalogSnapshot
 from routing.engine import RuleEngine
 
 
@@ -29,6 +35,9 @@ class WriterSpec:
     reply_to_closed: str
     reopen_status: str
     acks_per_sender_per_day: int
+    # The attachment store whose files the writer process flushes before each commit;
+    # None where the caller flushes them itself.
+    attachments_dir: Path | None = None
 
     def build(self, renderer: TemplateRenderer | None = None) -> BatchWriter:
         renderer = renderer or TemplateRenderer(default_language=self.default_language)
@@ -46,6 +55,25 @@ class WriterSpec:
         )
 
 
+class SyncedBatchWrite:
+    """``BatchWriter.write`` with the batch's attachment files flushed meanwhile: it
+    returns (and the transaction commits) only once they are on disk."""
+
+    def __init__(self, writer: BatchWriter, sync: BackgroundSync) -> None:
+        self.writer = writer
+        self.sync = sync
+
+    def __call__(
+        self, conn: Connection, items: list[BatchItem], catalog: CatalogSnapshot
+    ) -> list[AcceptResult]:
+        digests = [a.sha256 for item in items for a in item.msg.attachments]
+        with self.sync.around(digests):
+            return self.writer.write(conn, items, catalog)
+
+
 def batch_write(spec: WriterSpec) -> Callable[..., list[AcceptResult]]:
     """The writer process's factory: runs once in the child."""
-    return spec.build().write
+    writer = spec.build()
+    if spec.attachments_dir is None:
+        return writer.write
+    return SyncedBatchWrite(writer, BackgroundSync(AttachmentStore(spec.attachments_dir)))

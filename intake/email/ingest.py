@@ -64,7 +64,10 @@ class EmailIngest:
         self.default_language = default_language
         self.case_per_area = case_per_area
         self._groups: ParseGroups[Outcome] = ParseGroups(
-            lambda raws: self.prepare(raws)  # looked up per call: tests wrap ``prepare``
+            lambda raws: self.prepare(raws),  # looked up per call: tests wrap ``prepare``
+            # one call per parser process; in threads parsing holds the interpreter lock,
+            # so one at a time there
+            lambda: self.pool.workers if self.pool is not None else 1,
         )
 
     def parser_setup(self) -> ParserSetup:
@@ -86,8 +89,8 @@ class EmailIngest:
         return await asyncio.to_thread(parse_and_store_each, *args)
 
     async def prepare_one(self, raw: bytes) -> Outcome:
-        """``prepare`` for one mail, sent to a worker together with the mails that arrive
-        at about the same time (``parse_groups``)."""
+        """``prepare`` for one mail: sent at once when a worker is free, else together with
+        the mails that wait for one (``parse_groups``)."""
         return await self._groups.prepare(raw)
 
     def close(self) -> None:
@@ -109,7 +112,9 @@ class EmailIngest:
         import holds a reply there until the mail it answers is committed).
         """
         if prepared is None:
-            prepared = await self.prepare_one(raw)
+            # Alone, at once: a sender waits for the 250, and a group-mate's parse would
+            # be added to its wait (imports, which want throughput, come with ``prepared``).
+            (prepared,) = await self.prepare([raw])
         if isinstance(prepared, EmailParseError | ParserCrashed):
             return await self.writer.record_failed(
                 Channel.EMAIL, raw_message_id(raw), raw, f"parse: {prepared}"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from email.message import EmailMessage
 from email.utils import make_msgid
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -144,3 +146,22 @@ async def test_unparseable_mail_is_kept_and_replayed_after_a_fix(
     services.writer.reparsers["email"] = ingest.reparse
     replayed = await services.writer.retry(failed.inbound_id)
     assert replayed.outcome == "created" and replayed.case_number
+
+
+async def test_a_received_mail_is_parsed_alone_at_once(
+    services: Services, ingest: EmailIngest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SMTP, LMTP and IMAP mail does not wait for group-mates: the sender waits for the
+    250, and a group-mate's parse would be added to its wait."""
+    calls: list[int] = []
+    real_prepare = ingest.prepare
+
+    async def counting(raws: Any) -> Any:
+        calls.append(len(raws))
+        return await real_prepare(raws)
+
+    monkeypatch.setattr(ingest, "prepare", counting)
+    mails = [build(sender=f"p{n}@example.com", subject=f"Consulta {n}") for n in range(6)]
+    results = await asyncio.gather(*(ingest.ingest(raw, SMTP) for raw in mails))
+    assert [r.outcome for r in results] == ["created"] * 6
+    assert calls == [1] * 6

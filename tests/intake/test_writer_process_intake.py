@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import uuid
@@ -12,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from config.app import Services, open_services
-from intake.message import Address, Channel, InboundMessage
+from intake.message import Address, Attachment, Channel, InboundMessage
 from storage.db import StorageUnavailable
 from storage.models import Case, Notification
 from tests.conftest import make_settings
@@ -115,3 +116,28 @@ async def test_reload_restarts_the_writer_process(process_services: Services) ->
     result = await services.writer.accept(message(3))
     assert result.outcome == "created"
     assert await writer_pid(services) != before
+
+
+async def test_the_writer_process_flushes_attachments_before_its_commit(
+    process_services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The event loop's process flushes nothing (the child does it beside the batch's
+    statements), and a message naming a file that is not in the store fails alone."""
+    from intake import attachments as attachments_module
+
+    flushed_here: list[int] = []
+    monkeypatch.setattr(attachments_module.os, "fsync", flushed_here.append)
+    services = process_services
+    stored = services.attachments.save_sync(b"factura", "factura.pdf", "application/pdf")
+    good = dataclasses.replace(message(1), attachments=(stored,))
+    missing = dataclasses.replace(
+        message(2), attachments=(Attachment("0" * 64, 3, "text/plain", "gone.txt"),)
+    )
+    results = await asyncio.gather(
+        services.writer.accept(good),
+        services.writer.accept(missing),
+        services.writer.accept(message(3)),
+    )
+    assert [r.outcome for r in results] == ["created", "failed", "created"]
+    assert "not in the store" in (results[1].error or "")
+    assert flushed_here == []
