@@ -17,7 +17,7 @@ from email import policy
 from email.message import Message
 from email.parser import BytesParser
 
-from intake.email import feedparser_eol  # noqa: F401  (installs itself on import)
+from intake.email import feedparser_fast  # noqa: F401  (installs itself on import)
 from intake.email.mime_headers import (
     HeaderMap,
     address_list,
