@@ -18,9 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import os
 import re
-import tempfile
 import unicodedata
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -28,6 +28,7 @@ from pathlib import Path
 
 from intake.message import Attachment
 
+_temp_numbers = itertools.count()
 _UNSAFE = re.compile(r"[^\w.\- ()\[\]]+", re.UNICODE)
 
 
@@ -74,22 +75,38 @@ class AttachmentStore:
     def path_of(self, sha256: str) -> Path:
         return self.root / sha256[:2] / sha256
 
+    def _write_new(self, target: Path, data: bytes) -> None:
+        """Write under a temporary name, then rename: a crash never leaves a partial file
+        under a content name, which would be taken for the content itself. Not flushed
+        here: ``sync`` does it before the commit."""
+        folder = target.parent
+        while True:
+            # Unique per process and call (O_EXCL guards against a leftover of an earlier
+            # process with the same pid); cheaper than mkstemp's random names.
+            tmp = folder / f".incoming-{os.getpid()}-{next(_temp_numbers)}"
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                break
+            except FileExistsError:
+                continue
+            except FileNotFoundError:  # the first file of its folder
+                folder.mkdir(parents=True, exist_ok=True)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
     async def save(self, data: bytes, filename: str, content_type: str) -> Attachment:
         return await asyncio.to_thread(self.save_sync, data, filename, content_type)
 
     def save_sync(self, data: bytes, filename: str, content_type: str) -> Attachment:
         digest = hashlib.sha256(data).hexdigest()
         target = self.path_of(digest)
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)  # made durable by ``sync`` before the commit
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+        if not os.path.exists(target):
+            self._write_new(target, data)
         return Attachment(
             sha256=digest,
             size=len(data),

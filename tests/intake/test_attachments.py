@@ -1,8 +1,11 @@
-"""BackgroundSync: a batch's attachment files are flushed while the batch's statements run,
-and the batch may commit only once every one of them is on disk."""
+"""The attachment store: files written under a temporary name then renamed, and
+BackgroundSync, which flushes a batch's files while the batch's statements run, so the
+batch may commit only once every one of them is on disk."""
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import os
 import threading
 from pathlib import Path
@@ -73,3 +76,26 @@ def test_the_body_error_wins(store: AttachmentStore, monkeypatch: pytest.MonkeyP
     with pytest.raises(KeyError), sync.around(["0" * 64]):
         raise KeyError("statement failed")
     sync.close()
+
+
+def test_files_land_under_their_content_name_only(
+    store: AttachmentStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(attachments_module, "_temp_numbers", itertools.count())
+    first = store.save_sync(b"uno", "a.txt", "text/plain")  # its folder does not exist yet
+    folder = store.path_of(first.sha256).parent
+    assert [p.name for p in folder.iterdir()] == [first.sha256]
+    assert store.path_of(first.sha256).read_bytes() == b"uno"
+    # A leftover temporary file of an earlier process with this pid is neither reused
+    # nor removed.
+    data = b"tres" * 1000
+    folder = store.path_of(hashlib.sha256(data).hexdigest()).parent
+    folder.mkdir(parents=True)
+    leftover = folder / f".incoming-{os.getpid()}-1"
+    leftover.write_bytes(b"partial")
+    third = store.save_sync(data, "c.txt", "text/plain")
+    assert store.path_of(third.sha256).read_bytes() == data
+    assert leftover.read_bytes() == b"partial"
+    assert sorted(p.name for p in folder.iterdir()) == sorted([leftover.name, third.sha256])
+    again = store.save_sync(b"uno", "otro.txt", "text/plain")  # same content: same file
+    assert again.sha256 == first.sha256 and again.filename == "otro.txt"
