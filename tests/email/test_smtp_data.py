@@ -11,7 +11,7 @@ import random
 import pytest
 
 from config.app import Services
-from intake.email.smtp_data import END, DataPayload, pending_match, read_data
+from intake.email.smtp_data import END, DataPayload, has_line_over, pending_match, read_data
 from storage.models import Inbound
 from tests.email.test_smtp_support import GOOD, Dialog, mail, running
 
@@ -178,3 +178,22 @@ async def test_line_over_the_limit_is_refused_after_the_data(services: Services)
         await dialog.close()
     assert refused.startswith("500 ")
     assert after.startswith("250")
+
+
+def test_long_line_check_matches_splitting_into_lines() -> None:
+    """has_line_over against the plain definition, with lines on both sides of the limit,
+    CR and LF alone inside lines, CRLFs at the edges of each search window, and a last
+    line with or without its CRLF."""
+    rng = random.Random(11)
+    for longest in (1, 2, 3, 7, 998):
+        sizes = [0, 1, longest - 1, longest, longest + 1, longest + 2, 2 * longest]
+        for _ in range(400):
+            lines = []
+            for _ in range(rng.randrange(0, 8)):
+                size = max(0, rng.choice(sizes) + rng.randrange(-1, 2))
+                lines.append(bytes(rng.choice(b"ab\r\n.") for _ in range(size)).replace(
+                    b"\r\n", b"\n\r"
+                ))  # fmt: skip
+            data = b"\r\n".join(lines) + rng.choice([b"", b"\r\n"])
+            expected = max(map(len, data.split(b"\r\n"))) > longest
+            assert has_line_over(data, longest) is expected, (longest, data)
