@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
 from config.app import Services, open_services
 from intake.accept import IntakeWriter
-from intake.message import Address, Attachment, Channel, InboundMessage
+from intake.message import AcceptResult, Address, Attachment, Channel, InboundMessage
 from routing.catalog import CatalogSnapshot
 from storage import migrate
 from storage.db import Database, StorageUnavailable
@@ -227,3 +228,46 @@ async def test_attachments_reach_the_disk_before_their_commit(
     results = await asyncio.gather(services.writer.accept(first), services.writer.accept(second))
     assert [r.outcome for r in results] == ["created", "created"]
     assert sorted(set(synced)) == sorted(f.sha256 for f in files)
+
+
+async def test_the_next_batch_is_handed_over_before_the_last_is_answered(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When mail waited while a batch was written, it goes to the database before that
+    batch's senders get their answers (the writer does not idle while the event loop
+    writes replies); with nothing waiting, the answers go at once."""
+    writer = services.writer
+    order: list[str] = []
+    started = asyncio.Event()
+
+    def on_batch(size: int) -> None:
+        order.append(f"batch of {size}")
+        started.set()
+
+    writer.on_batch = on_batch
+    hold = asyncio.Event()
+    real_write_items = writer._write_items
+
+    async def held(items: Any) -> Any:
+        if len(order) == 1:
+            await hold.wait()
+        return await real_write_items(items)
+
+    monkeypatch.setattr(writer, "_write_items", held)
+
+    def tracked(n: int) -> asyncio.Task[AcceptResult]:
+        task = asyncio.ensure_future(writer.accept(msg(email=f"o{n}@example.com")))
+        task.add_done_callback(lambda _: order.append(f"answered {n}"))
+        return task
+
+    first = tracked(0)
+    await started.wait()
+    waiting = [tracked(n) for n in (1, 2, 3)]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    hold.set()
+    results = await asyncio.gather(first, *waiting)
+    assert [r.outcome for r in results] == ["created"] * 4
+    assert order[:2] == ["batch of 1", "batch of 3"]
+    assert order.index("batch of 3") < order.index("answered 0")
+    assert sorted(order[2:]) == ["answered 0", "answered 1", "answered 2", "answered 3"]
