@@ -78,7 +78,7 @@ class AttachmentStore:
     def _write_new(self, target: Path, data: bytes) -> None:
         """Write under a temporary name, then rename: a crash never leaves a partial file
         under a content name, which would be taken for the content itself. Not flushed
-        here: ``sync`` does it before the commit."""
+        here: the intake writer does it before the commit that refers to the file."""
         folder = target.parent
         while True:
             # Unique per process and call (O_EXCL guards against a leftover of an earlier
