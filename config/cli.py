@@ -9,6 +9,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TextIO
 
+from config import event_loop
 from config.settings import ConfigError, Settings, config_path_from, load_settings
 
 
@@ -28,7 +29,7 @@ def cmd_serve(settings: Settings, _args: argparse.Namespace, _out: TextIO) -> in
     from config.logs import setup_logging
 
     setup_logging(settings.daemon.log_level, settings.daemon.log_format)
-    return asyncio.run(Daemon(settings).run())
+    return event_loop.run(Daemon(settings).run())
 
 
 def cmd_config_check(settings: Settings, _args: argparse.Namespace, out: TextIO) -> int:
@@ -62,7 +63,7 @@ def cmd_db_upgrade(settings: Settings, _args: argparse.Namespace, out: TextIO) -
         finally:
             await db.close()
 
-    asyncio.run(seed())
+    event_loop.run(seed())
     print(f"database is at revision {migrate.head_revision()}", file=out)
     return 0
 
@@ -98,7 +99,7 @@ def run_ops(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
             await writer
             await services.close()
 
-    return asyncio.run(main())
+    return event_loop.run(main())
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import fcntl
 import gc
 import os
 import pickle
@@ -32,11 +31,6 @@ from collections.abc import Callable
 from typing import IO, Any, Protocol
 
 _LENGTH = struct.Struct(">Q")
-# Linux's F_SETPIPE_SZ, and the size asked for the pipe to the child: the default 64 KB
-# took a batch of mail in five or six writes, each a wake-up of the child; 1 MB is what an
-# unprivileged process may ask for (/proc/sys/fs/pipe-max-size).
-_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
-PIPE_BYTES = 1 << 20
 
 
 class ChildGone(Exception):
@@ -69,7 +63,6 @@ class ChildProcess:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
         )
-        _widen(proc.stdin)
         child = cls(proc)
         try:
             await child.call(setup)
@@ -142,14 +135,6 @@ class ChildProcess:
         with contextlib.suppress(asyncio.CancelledError):
             await self._reader
         self._fail_all("child process stopped")
-
-
-def _widen(stream: asyncio.StreamWriter | None) -> None:
-    pipe = stream.get_extra_info("pipe") if stream is not None else None
-    if pipe is None:
-        return
-    with contextlib.suppress(OSError):  # a smaller limit, or not Linux: the default stays
-        fcntl.fcntl(pipe.fileno(), _F_SETPIPE_SZ, PIPE_BYTES)
 
 
 # --- the child ------------------------------------------------------------------------------

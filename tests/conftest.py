@@ -1,5 +1,7 @@
 """Shared fixtures: settings, a database on SQLite and PostgreSQL, running services, a client.
 
+Every async test runs on the daemon's own event loop, uvloop's (config.event_loop).
+
 PostgreSQL tests use the server at 127.0.0.1:5432 (user postgres, trust auth), creating and
 dropping their own database. Where it is not running they skip with the reason, unless
 VENTANILLA_REQUIRE_POSTGRES=1, where a missing server fails the run.
@@ -12,15 +14,23 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from config import event_loop
 from config.app import Services, build_http_app, open_services
 from config.settings import DEFAULT_CONFIG, Settings, load_settings
 from storage import migrate
 from storage.auth import create_token
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
+    """The loop the daemon runs on (pytest-asyncio's hook; one factory keeps test names)."""
+    return {"uvloop": event_loop.new_event_loop}
+
 
 PG_ADMIN_DSN = os.environ.get("VENTANILLA_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REQUIRE_PG = os.environ.get("VENTANILLA_REQUIRE_POSTGRES") == "1"

@@ -36,3 +36,11 @@ async def test_storage_failure_at_start_exits_1(
     with caplog.at_level(logging.ERROR):
         assert await asyncio.wait_for(Daemon(settings).run(), 30) == 1
     assert "cannot start" in caplog.text
+
+
+async def test_tests_and_daemon_share_the_event_loop() -> None:
+    """The suite runs on the loop ``serve`` runs on (config.event_loop), so the behaviour
+    tested is the behaviour served."""
+    import uvloop
+
+    assert isinstance(asyncio.get_running_loop(), uvloop.Loop)

@@ -152,8 +152,9 @@ class IntakeSMTP(SMTP):
         if transport is None or transport.is_closing():
             return
         log_reply(self.session.peer if self.session else None, reply)
-        if isinstance(transport, asyncio.WriteTransport):
-            transport.write(reply.encode("ascii") + b"\r\n")
+        write = getattr(transport, "write", None)  # uvloop's transports: no asyncio classes
+        if write is not None:
+            write(reply.encode("ascii") + b"\r\n")
         transport.close()
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import os
 import signal
 import sqlite3
@@ -12,7 +11,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from storage.child_process import PIPE_BYTES
 from storage.db import StorageUnavailable
 from storage.writer_process import WriterProcess
 from tests.storage import writer_factories
@@ -128,17 +126,5 @@ async def test_an_answer_that_cannot_be_unpickled_fails_its_caller_only(notes_ur
             await asyncio.wait_for(process.write(), 30)
         with pytest.raises(RuntimeError, match="unreadable answer"):
             await asyncio.wait_for(process.write(), 30)  # the child still answers in step
-    finally:
-        await process.close()
-
-
-async def test_the_pipe_to_the_child_takes_a_batch_in_one_write(notes_url: str) -> None:
-    process = WriterProcess[tuple[int, int]](notes_url, writer_factories.insert_note)
-    await process.start()
-    try:
-        assert process._child is not None and process._child.proc.stdin is not None
-        pipe = process._child.proc.stdin.get_extra_info("pipe")
-        f_getpipe_sz = getattr(fcntl, "F_GETPIPE_SZ", 1032)
-        assert fcntl.fcntl(pipe.fileno(), f_getpipe_sz) == PIPE_BYTES
     finally:
         await process.close()
