@@ -154,6 +154,11 @@ def wait_smtp(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: floa
 def measure(
     name: str, command: list[str], env: dict[str, str], port: int, work: Path, args: Any
 ) -> dict[str, Any]:
+    # Each server starts on a quiet disk: the earlier rounds' files (an import's maildir and
+    # database, the cleanup of a round's folder) would otherwise still be written back
+    # while this one runs, and only the daemon writes to disk (the first round's ratio had
+    # run ~0.04 above the later rounds' in eleven runs).
+    os.sync()
     log = work / f"{name}.log"
     with log.open("wb") as sink:  # a file, never a pipe: a full pipe would block the server
         proc = subprocess.Popen(command, env=env, stdout=sink, stderr=subprocess.STDOUT)
@@ -229,6 +234,7 @@ def import_round(work: Path, args: Any) -> dict[str, Any]:
     maildir = write_maildir(work / "maildir", mails)
     config, env = write_config(work, args.config), daemon_settings(work, "import")
     ventanilla(args, config, env, "db", "upgrade")
+    os.sync()  # the maildir just written is not flushed while the import runs
     started = time.perf_counter()
     output = ventanilla(args, config, env, "import", "maildir", str(maildir), "--quiet", "--json")
     wall = time.perf_counter() - started
