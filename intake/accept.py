@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from intake.attachments import AttachmentStore
 from intake.batch import BatchWriter
-from intake.lookups import BatchItem
+from intake.lookups import BatchItem, attachment_digests
 from intake.message import AcceptResult, Address, Channel, InboundMessage
 from intake.metrics import IntakeMetrics
 from routing.catalog import CatalogCache
@@ -250,7 +250,7 @@ class IntakeWriter:
     async def _write_items(self, items: list[BatchItem]) -> list[AcceptResult]:
         if self.process is not None:  # it flushes the batch's files itself, beside its work
             return await self.process.write(items, self.catalog.current)
-        digests = [a.sha256 for item in items for a in item.msg.attachments]
+        digests = attachment_digests(items)
         if digests and self.attachments is not None:
             # The files a batch references reach the disk before its commit (see
             # intake.attachments): one thread hop per batch.

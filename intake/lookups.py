@@ -6,6 +6,7 @@ onto the batch's ``Work`` items for ``intake.batch`` to insert from.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,6 +23,11 @@ class BatchItem:
 
     msg: InboundMessage
     retry_of: int | None = None
+
+
+def attachment_digests(items: Sequence[BatchItem]) -> list[str]:
+    """The stored files a batch refers to: flushed to disk before its commit."""
+    return [a.sha256 for item in items for a in item.msg.attachments]
 
 
 @dataclass

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from intake.attachments import AttachmentStore, BackgroundSync
 from intake.batch import BatchWriter
 from intake.conversation import ThreadingPolicy
-from intake.lookups import BatchItem
+from intake.lookups import BatchItem, attachment_digests
 from intake.message import AcceptResult
 from notifiers.outbox import Outbox
 from notifiers.templates import TemplateRenderer
@@ -66,8 +66,7 @@ class SyncedBatchWrite:
     def __call__(
         self, conn: Connection, items: list[BatchItem], catalog: CatalogSnapshot
     ) -> list[AcceptResult]:
-        digests = [a.sha256 for item in items for a in item.msg.attachments]
-        with self.sync.around(digests):
+        with self.sync.around(attachment_digests(items)):
             return self.writer.write(conn, items, catalog)
 
 
