@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -65,10 +65,9 @@ class Services:
         and imports; tests write in a thread so they can reach into the batch writer)."""
         if self.settings.database.is_sqlite and self.settings.intake.writer_process:
             if self.writer.process is None:
-                # The child flushes each batch's attachment files itself, beside its
-                # statements (intake.attachments.BackgroundSync).
-                spec = replace(writer_spec(self.settings), attachments_dir=self.attachments.root)
-                self.writer.process = WriterProcess(self.settings.database.url, batch_write, spec)
+                self.writer.process = WriterProcess(
+                    self.settings.database.url, batch_write, writer_spec(self.settings)
+                )
             await self.writer.process.start()
 
     async def close(self) -> None:
@@ -179,6 +178,7 @@ def writer_spec(settings: Settings) -> WriterSpec:
         reply_to_closed=settings.cases.reply_to_closed,
         reopen_status=settings.cases.reopen_status,
         acks_per_sender_per_day=settings.loop_protection.acks_per_sender_per_day,
+        attachments_dir=settings.intake.attachments_dir,
     )
 
 

@@ -35,9 +35,7 @@ class WriterSpec:
     reply_to_closed: str
     reopen_status: str
     acks_per_sender_per_day: int
-    # The attachment store whose files the writer process flushes before each commit;
-    # None where the caller flushes them itself.
-    attachments_dir: Path | None = None
+    attachments_dir: Path  # the store whose files the writer process flushes before a commit
 
     def build(self, renderer: TemplateRenderer | None = None) -> BatchWriter:
         renderer = renderer or TemplateRenderer(default_language=self.default_language)
@@ -72,7 +70,4 @@ class SyncedBatchWrite:
 
 def batch_write(spec: WriterSpec) -> Callable[..., list[AcceptResult]]:
     """The writer process's factory: runs once in the child."""
-    writer = spec.build()
-    if spec.attachments_dir is None:
-        return writer.write
-    return SyncedBatchWrite(writer, BackgroundSync(AttachmentStore(spec.attachments_dir)))
+    return SyncedBatchWrite(spec.build(), BackgroundSync(AttachmentStore(spec.attachments_dir)))
