@@ -90,16 +90,18 @@ class _Transactions:
 
         url, factory, factory_args = setup
         self.engine = sqlite_writer_engine(url)
-        checkpoint_in_background(self.engine)
+        self.checkpoints = checkpoint_in_background(self.engine)
         self.fn = factory(*factory_args)
         with self.engine.connect():
             pass  # the database opens now, so a bad path fails start()
 
     def __call__(self, args: tuple[Any, ...]) -> Any:
+        self.checkpoints.finish()  # between two transactions: see storage.wal
         with self.engine.begin() as conn:
             return self.fn(conn, *args)
 
     def close(self) -> None:
+        self.checkpoints.stop()
         self.engine.dispose()
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import create_engine, func, select
 
 from intake.acks import AckLimiter  # noqa: F401  (the query below is the one it runs)
 from storage import migrate
+from storage.db import sqlite_writer_engine
 from storage.migrate_child import MigrationFailed, upgrade_in_child
 from storage.models import Notification, UtcDateTime
 from storage.wal import checkpoint_in_background
@@ -19,7 +20,7 @@ from storage.wal import checkpoint_in_background
 def test_checkpoints_run_in_the_background_not_in_commits(tmp_path: Path) -> None:
     path = tmp_path / "wal.db"
     engine = create_engine(f"sqlite:///{path}")
-    stop = checkpoint_in_background(engine, interval=0.05)
+    checkpoints = checkpoint_in_background(engine, interval=0.05)
     try:
         with engine.begin() as conn:
             conn.exec_driver_sql("PRAGMA journal_mode=WAL")
@@ -34,8 +35,48 @@ def test_checkpoints_run_in_the_background_not_in_commits(tmp_path: Path) -> Non
             time.sleep(0.05)
         assert path.stat().st_size > 2_000_000
     finally:
-        stop.set()
+        checkpoints.stop()
         engine.dispose()
+
+
+@pytest.mark.parametrize("writer_finishes", [True, False])
+def test_the_log_starts_over_under_steady_writes(tmp_path: Path, writer_finishes: bool) -> None:
+    """A writer that never pauses still gets its log rewound: between two transactions it
+    copies what the last background pass left behind (``finish``), so the log stays about
+    one pass long instead of holding everything written since the load began."""
+    path = tmp_path / "steady.db"
+    engine = sqlite_writer_engine(f"sqlite+aiosqlite:///{path}")
+    checkpoints = checkpoint_in_background(engine, interval=0.02)
+    row = "x" * 8000  # two pages and more per row
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE t (x TEXT)")
+        largest = 0
+        deadline = time.monotonic() + 20
+        # Until the thread has made a few dozen passes (or 20 s), writing all along.
+        while checkpoints.passes < 40 and time.monotonic() < deadline:
+            if writer_finishes:
+                checkpoints.finish()
+            with engine.begin() as conn:
+                conn.exec_driver_sql("INSERT INTO t VALUES (?)", [(row,)] * 4)
+            largest = max(largest, wal_size(path))
+        with engine.connect() as conn:
+            written = conn.exec_driver_sql("SELECT count(*) FROM t").scalar_one() * len(row)
+    finally:
+        checkpoints.stop()
+        engine.dispose()
+    assert checkpoints.passes >= 40
+    if writer_finishes:
+        assert largest < written / 4, (largest, written)
+    else:  # the background passes alone: the log holds nearly everything ever written
+        assert largest > written * 0.75, (largest, written)
+
+
+def wal_size(path: Path) -> int:
+    try:
+        return (path.parent / (path.name + "-wal")).stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def test_utc_datetime_converts_each_object_once_and_each_value_right() -> None:
