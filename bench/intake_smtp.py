@@ -352,18 +352,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    result: dict[str, Any] = {"benchmark": "intake_smtp", "ceiling": None, "daemon": None}
-    result["import"] = None
-    runs: dict[str, list[dict[str, Any]]] = {"ceiling": [], "daemon": [], "import": []}
-    if not args.skip_smtp:
-        raw = generate(args.messages, seed=args.seed)
-        result["smtp_megabytes"] = round(sum(map(len, raw)) / 1e6, 1)
-        args.mails = for_smtp(raw)
+def run_rounds(
+    args: Any, result: dict[str, Any], runs: dict[str, list[dict[str, Any]]], folders: list[Path]
+) -> bool:
+    """Every round, each in a temp folder of its own (added to ``folders``); True when one
+    failed."""
     failed = False
     for round_no in range(1, args.rounds + 1):
         work = Path(tempfile.mkdtemp(prefix="ventanilla-bench-smtp-"))
+        folders.append(work)
         try:
             if not args.skip_smtp:
                 print(f"round {round_no}/{args.rounds}: SMTP, ceiling then daemon …", flush=True)
@@ -378,9 +375,30 @@ def main(argv: list[str] | None = None) -> int:
                 runs["import"].append(import_round(work, args))
         except BenchError as exc:
             print(f"benchmark failed: {exc}", file=sys.stderr)
-            result["error"], failed = str(exc), True
-            break
-        finally:
+            result["error"] = str(exc)
+            return True
+    return failed
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    result: dict[str, Any] = {"benchmark": "intake_smtp", "ceiling": None, "daemon": None}
+    result["import"] = None
+    runs: dict[str, list[dict[str, Any]]] = {"ceiling": [], "daemon": [], "import": []}
+    if not args.skip_smtp:
+        raw = generate(args.messages, seed=args.seed)
+        result["smtp_megabytes"] = round(sum(map(len, raw)) / 1e6, 1)
+        args.mails = for_smtp(raw)
+    folders: list[Path] = []
+    try:
+        failed = run_rounds(args, result, runs, folders)
+    finally:
+        # Removed only after the last measurement: on ext4 without a journal, a file created
+        # within a minute or so of deleting thousands is slow to get an inode (the kernel
+        # skips every freshly freed one, recently_deleted() in ext4's ialloc.c), and one
+        # round's cleanup made the next round's daemon pay 0.5-1 ms of system time per
+        # attachment file it wrote, where the ceiling writes none.
+        for work in folders:
             if args.keep:
                 print(f"  kept {work}")
             else:
