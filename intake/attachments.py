@@ -7,7 +7,7 @@ file that is not on disk, and the receivers never wait on a disk flush per file 
 the parser processes spent most of an import's time in fsync). A crash before the commit
 leaves only an unreferenced file, which is harmless.
 
-The writer process flushes a batch's files on threads while it runs the batch's
+The writer process flushes a batch's files on a thread while it runs the batch's
 statements (``BackgroundSync``): under SMTP load the flushes took as long as the
 statements, and done first they left the writer idle for that time. Elsewhere ``sync``
 flushes them in one thread hop just before the commit.
@@ -116,25 +116,32 @@ class AttachmentStore:
 
 
 class BackgroundSync:
-    """Flushes a batch's files on threads while the caller does the rest of the batch."""
+    """Flushes a batch's files on a thread while the caller does the rest of the batch.
 
-    def __init__(self, store: AttachmentStore, threads: int = 4) -> None:
+    One thread flushing the batch's files one after the other, not one task per file on a
+    pool: every extra thread woken per file wanted the interpreter lock back from the
+    statements it ran beside (replayed SMTP batches with fresh files: 10 context switches
+    per mail instead of 6, and 0.04-0.24 ms more CPU per mail for the same flushes).
+    """
+
+    def __init__(self, store: AttachmentStore) -> None:
         self.store = store
-        self._threads = ThreadPoolExecutor(threads, thread_name_prefix="attachment-sync")
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="attachment-sync")
 
     @contextlib.contextmanager
     def around(self, digests: Iterable[str]) -> Iterator[None]:
-        """The body runs while these files are flushed; leaving it waits for every flush
-        and raises the first failure (``MissingAttachment``, OSError) unless the body
-        raised first, so the caller commits only when all are on disk."""
-        paths = [self.store.path_of(d) for d in set(digests)]
-        flushes = [self._threads.submit(_fsync, path) for path in paths]
+        """The body runs while these files are flushed; leaving it waits for the flush
+        and raises its failure (``MissingAttachment``, OSError) unless the body raised
+        first, so the caller commits only when all are on disk."""
+        wanted = set(digests)
+        flush = self._thread.submit(self.store.sync, wanted) if wanted else None
         try:
             yield
         finally:
-            wait(flushes)
-        for flush in flushes:
+            if flush is not None:
+                wait([flush])
+        if flush is not None:
             flush.result()
 
     def close(self) -> None:
-        self._threads.shutdown(wait=True)
+        self._thread.shutdown(wait=True)
