@@ -79,15 +79,19 @@ class ChildProcess:
         if not self.alive:
             raise ChildGone("child process is not running")
         assert self.proc.stdin is not None
+        data = frame(payload)  # a payload that cannot be pickled fails here, queuing nothing
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         # One write() per frame, and the future queued in the same step: the order of the
         # frames on the pipe is the order of the futures, and the child answers in order.
         self._waiting.append(future)
-        self.proc.stdin.write(frame(payload))
         try:
+            self.proc.stdin.write(data)
             await self.proc.stdin.drain()
-        except ConnectionError as exc:  # BrokenPipeError, ConnectionResetError
-            self._fail_all(f"child process pipe closed: {exc}")
+        except (ConnectionError, RuntimeError) as exc:
+            # The child exited before it read this: asyncio reports the closed pipe as
+            # BrokenPipeError or ConnectionResetError, uvloop as a RuntimeError from the
+            # closed transport (seen when a child that cannot start exits at once).
+            self._fail_all(f"child process exited or closed its input: {exc}")
         return await future
 
     async def _read_answers(self) -> None:

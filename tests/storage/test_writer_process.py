@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import IntegrityError
 
+from storage.child_process import ChildGone
 from storage.db import StorageUnavailable
 from storage.writer_process import WriterProcess
 from tests.storage import writer_factories
@@ -127,4 +128,39 @@ async def test_an_answer_that_cannot_be_unpickled_fails_its_caller_only(notes_ur
         with pytest.raises(RuntimeError, match="unreadable answer"):
             await asyncio.wait_for(process.write(), 30)  # the child still answers in step
     finally:
+        await process.close()
+
+
+async def test_an_unpicklable_payload_fails_its_caller_and_keeps_the_order(notes_url: str) -> None:
+    process = WriterProcess[tuple[int, int]](notes_url, writer_factories.insert_note)
+    await process.start()
+    try:
+        with pytest.raises(AttributeError, match="pickle"):
+            await process.write(lambda: None)
+        # Nothing was queued for it: the next answer is the next call's own.
+        _pid, count = await process.write("after")
+    finally:
+        await process.close()
+    assert count == 1 and stored(notes_url) == ["after"]
+
+
+async def test_writing_to_a_child_that_is_gone_fails_with_child_gone(
+    notes_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    process = WriterProcess[tuple[int, int]](notes_url, writer_factories.insert_note)
+    await process.start()
+    child = process._child
+    assert child is not None and child.proc.stdin is not None
+
+    def closed_transport(data: bytes) -> None:
+        # What uvloop raises for a write after the child closed its end of the pipe.
+        raise RuntimeError("unable to perform operation on <WriteUnixTransport closed=True>")
+
+    monkeypatch.setattr(child.proc.stdin, "write", closed_transport)
+    try:
+        with pytest.raises(ChildGone, match="exited or closed its input"):
+            await child.call(("note",))
+        assert child.in_flight == 0 and not child.alive
+    finally:
+        monkeypatch.undo()
         await process.close()
