@@ -51,12 +51,19 @@ class PreparedInsert:
         compiled = _insert(table, *returning).compile(
             dialect=dialect, column_keys=[*keys, *(key for key, _ in self.defaults)]
         )
-        self.order: list[str] = list(compiled.positiontup or ())
-        self.width = len(self.order)
         self.columns: list[tuple[str, Callable[[Any], Any] | None]] = [
             (name, table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
-            for name in self.order
+            for name in compiled.positiontup or ()
         ]
+        # Rows per statement as SQLAlchemy's insertmanyvalues pages them, within the
+        # dialect's limit on the parameters of one statement.
+        self.page = max(
+            1,
+            min(
+                dialect.insertmanyvalues_page_size,
+                dialect.insertmanyvalues_max_parameters // max(1, len(self.columns)),
+            ),
+        )
         self.sql = str(compiled)
         # "INSERT INTO t (a, b) VALUES (?, ?) RETURNING id, k": the VALUES group repeats
         # once per row, for one statement per batch; positional "?" need no renumbering.
@@ -85,19 +92,15 @@ class PreparedInsert:
         return self._head + ", ".join([self._group] * count) + self._tail
 
 
-_prepared: dict[tuple[Table, tuple[str, ...], tuple[str, ...], Dialect], PreparedInsert] = {}
-
-
 def _prepared_for(
     conn: Connection, table: Table, rows: Sequence[dict[str, Any]], returning: tuple[str, ...]
 ) -> PreparedInsert | None:
     if conn.dialect.paramstyle != "qmark":
         return None
-    key = (table, tuple(rows[0]), returning, conn.dialect)
-    found = _prepared.get(key)
-    if found is None:
-        found = _prepared[key] = PreparedInsert(table, key[1], returning, conn.dialect)
-    return found
+    return _prepared(table, tuple(rows[0]), returning, conn.dialect)
+
+
+_prepared = functools.cache(PreparedInsert)
 
 
 def core_insert(conn: Connection, table: Table | Any, rows: Sequence[dict[str, Any]]) -> None:
@@ -122,19 +125,9 @@ def insert_returning_ids(
         by_key = {tuple(row[1:]): row[0] for row in conn.execute(_insert(table, *key), list(rows))}
     else:
         by_key = {}
-        # Pages as SQLAlchemy's insertmanyvalues cuts them, within the dialect's limit on
-        # the parameters of one statement.
-        dialect = conn.dialect
-        page = max(
-            1,
-            min(
-                dialect.insertmanyvalues_page_size,
-                dialect.insertmanyvalues_max_parameters // max(1, prepared.width),
-            ),
-        )
         values = prepared.parameters(rows)
-        for start in range(0, len(values), page):
-            chunk = values[start : start + page]
+        for start in range(0, len(values), prepared.page):
+            chunk = values[start : start + prepared.page]
             flat = tuple(value for row in chunk for value in row)
             result = conn.exec_driver_sql(prepared.for_rows(len(chunk)), flat)
             by_key.update((tuple(row[1:]), row[0]) for row in result)
