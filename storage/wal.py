@@ -86,17 +86,7 @@ class BackgroundCheckpoints:
             conn.execute("PRAGMA busy_timeout=1000")
             while not self.stopped.wait(interval):
                 try:
-                    busy, frames = _checkpoint(conn)
-                    # Each follow-up copies only what the writer appended during the pass
-                    # before it, so the part left to ``finish``, which the writer waits
-                    # for, shrinks (measured: 9-28 ms without follow-ups, 4-5 ms with two).
-                    for _ in range(FOLLOW_UPS):
-                        if busy or not frames:
-                            break
-                        busy, now = _checkpoint(conn)
-                        if now == frames:  # nothing appended meanwhile
-                            break
-                        frames = now
+                    busy, frames = _pass(conn)
                 except sqlite3.Error as exc:  # a checkpoint missed now is done by the next one
                     log.warning("WAL checkpoint failed: %s", exc)
                     continue
@@ -109,9 +99,19 @@ class BackgroundCheckpoints:
             conn.close()
 
 
-def checkpoint_in_background(engine: Engine, interval: float = 1.0) -> BackgroundCheckpoints:
-    """Start checkpointing ``engine``'s database in a thread (see ``BackgroundCheckpoints``)."""
-    return BackgroundCheckpoints(engine, interval)
+def _pass(conn: Any) -> tuple[bool, int]:
+    """A checkpoint and its follow-ups: each copies only what the writer appended during
+    the one before, so the part left to ``finish``, which the writer waits for, shrinks
+    (measured: 9-28 ms without follow-ups, 4-5 ms with two)."""
+    busy, frames = _checkpoint(conn)
+    for _ in range(FOLLOW_UPS):
+        if busy or not frames:
+            break
+        busy, now = _checkpoint(conn)
+        if now == frames:  # nothing appended meanwhile
+            break
+        frames = now
+    return busy, frames
 
 
 def _checkpoint(conn: Any) -> tuple[bool, int]:

@@ -86,11 +86,11 @@ class _Transactions:
 
     def __init__(self, setup: tuple[str, Callable[..., Callable[..., Any]], tuple[Any, ...]]):
         from storage.db import sqlite_writer_engine
-        from storage.wal import checkpoint_in_background
+        from storage.wal import BackgroundCheckpoints
 
         url, factory, factory_args = setup
         self.engine = sqlite_writer_engine(url)
-        self.checkpoints = checkpoint_in_background(self.engine)
+        self.checkpoints = BackgroundCheckpoints(self.engine)
         self.fn = factory(*factory_args)
         with self.engine.connect():
             pass  # the database opens now, so a bad path fails start()

@@ -14,13 +14,13 @@ from storage import migrate
 from storage.db import sqlite_writer_engine
 from storage.migrate_child import MigrationFailed, upgrade_in_child
 from storage.models import Notification, UtcDateTime
-from storage.wal import checkpoint_in_background
+from storage.wal import BackgroundCheckpoints
 
 
 def test_checkpoints_run_in_the_background_not_in_commits(tmp_path: Path) -> None:
     path = tmp_path / "wal.db"
     engine = create_engine(f"sqlite:///{path}")
-    checkpoints = checkpoint_in_background(engine, interval=0.05)
+    checkpoints = BackgroundCheckpoints(engine, interval=0.05)
     try:
         with engine.begin() as conn:
             conn.exec_driver_sql("PRAGMA journal_mode=WAL")
@@ -46,7 +46,7 @@ def test_the_log_starts_over_under_steady_writes(tmp_path: Path, writer_finishes
     one pass long instead of holding everything written since the load began."""
     path = tmp_path / "steady.db"
     engine = sqlite_writer_engine(f"sqlite+aiosqlite:///{path}")
-    checkpoints = checkpoint_in_background(engine, interval=0.02)
+    checkpoints = BackgroundCheckpoints(engine, interval=0.02)
     row = "x" * 8000  # two pages and more per row
     try:
         with engine.begin() as conn:
