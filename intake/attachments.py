@@ -134,14 +134,15 @@ class BackgroundSync:
         and raises its failure (``MissingAttachment``, OSError) unless the body raised
         first, so the caller commits only when all are on disk."""
         wanted = set(digests)
-        flush = self._thread.submit(self.store.sync, wanted) if wanted else None
+        if not wanted:
+            yield
+            return
+        flush = self._thread.submit(self.store.sync, wanted)
         try:
             yield
         finally:
-            if flush is not None:
-                wait([flush])
-        if flush is not None:
-            flush.result()
+            wait([flush])
+        flush.result()
 
     def close(self) -> None:
         self._thread.shutdown(wait=True)
