@@ -175,10 +175,12 @@ def _payload_bytes(part: Message) -> bytes:
     return data if isinstance(data, bytes) else b""
 
 
-def _size_floor(part: Message) -> int:
-    """A lower bound of the decoded size, from the encoded text (no decoding)."""
+def _size_floor(part: Message, ceiling: int) -> int:
+    """A lower bound of the decoded size, from the encoded text (no decoding), worked out
+    only when it could exceed ``ceiling``: the decoded size is never more than the encoded
+    length, so an encoded text no longer than that gives 0 without counting its lines."""
     payload = part.get_payload()
-    if not isinstance(payload, str):
+    if not isinstance(payload, str) or len(payload) <= ceiling:
         return 0
     encoding = (_header(part, "content-transfer-encoding") or "").strip().lower()
     if encoding == "base64":
@@ -325,7 +327,8 @@ class MimeWalker:
         if len(self.body.attachments) >= limits.max_attachments:
             self.drop(f"{label}: over the limit of {limits.max_attachments} attachments")
             return
-        floor = _size_floor(part)
+        room = limits.max_total_attachment_bytes - self.total
+        floor = _size_floor(part, min(limits.max_attachment_bytes, room))
         if floor > limits.max_attachment_bytes:
             self.drop(
                 f"{label}: about {floor} bytes, over the per-file limit of "

@@ -20,12 +20,21 @@ from typing import Any
 import pytest
 
 import intake.email.parse  # noqa: F401  (installs the replacements)
-from intake.email.feedparser_fast import BoundaryLine, EndOfStringSearch, ReForFeedparser
+from intake.email import feedparser_fast
+from intake.email.feedparser_fast import (
+    BoundaryLine,
+    EndOfStringSearch,
+    LinesForFeedparser,
+    ReForFeedparser,
+)
 from tests.email.test_parse_corpus import corpus_files
 
 REPO = Path(__file__).resolve().parents[2]
 
 STDLIB = re.compile(r"(\r\n|\r|\n)\Z")
+STDLIB_LINES: Any = LinesForFeedparser.__base__
+# The names in feedparser's namespace that feedparser_fast replaces, as the stdlib has them
+STDLIB_NAMESPACE = {"re": re, "NLCRE_eol": STDLIB, "BufferedSubFile": STDLIB_LINES}
 
 
 def test_same_match_as_the_full_search_on_every_ending() -> None:
@@ -111,12 +120,12 @@ def shape(message: Message) -> Iterator[Any]:
 def parse_both(raw: bytes) -> tuple[list[Any], list[Any]]:
     namespace = vars(email.feedparser)
     fast = list(shape(email.message_from_bytes(raw, policy=policy.default)))
-    saved = namespace["re"], namespace["NLCRE_eol"]
-    namespace["re"], namespace["NLCRE_eol"] = re, re.compile(r"(\r\n|\r|\n)\Z")
+    saved = {name: namespace[name] for name in STDLIB_NAMESPACE}
+    namespace.update(STDLIB_NAMESPACE)
     try:
         stdlib = list(shape(email.message_from_bytes(raw, policy=policy.default)))
     finally:
-        namespace["re"], namespace["NLCRE_eol"] = saved
+        namespace.update(saved)
     return fast, stdlib
 
 
@@ -146,3 +155,98 @@ def test_generated_mail_parses_the_same_as_with_the_stdlib() -> None:
 
 def test_the_parser_uses_the_boundary_matcher() -> None:
     assert isinstance(vars(email.feedparser)["re"], ReForFeedparser)
+
+
+def test_the_parser_reads_lines_through_the_short_way() -> None:
+    assert vars(email.feedparser)["BufferedSubFile"] is LinesForFeedparser
+    assert isinstance(email.feedparser.FeedParser()._input, LinesForFeedparser)
+
+
+def replay(buffer: Any, steps: list[tuple[str, Any]]) -> list[Any]:
+    """What a line buffer answers to a sequence of the parser's calls."""
+    seen: list[Any] = []
+    for op, arg in steps:
+        if op == "push":
+            buffer.push(arg)
+        elif op == "eof":
+            buffer.push_eof_matcher(arg)
+        elif op == "pop":
+            buffer.pop_eof_matcher()
+        elif op == "unread":
+            buffer.unreadline(arg)
+        elif op == "close":
+            buffer.close()
+        elif op == "readline":
+            seen.append(buffer.readline())
+        else:  # a for loop over the buffer, for at most `arg` lines
+            seen.append(list(itertools.islice(buffer, arg)))
+    return seen
+
+
+def test_line_buffer_answers_like_the_stdlib_one() -> None:
+    """Random calls in the parser's vocabulary: boundary tests (with and without the
+    leading dashes), a blank-line test (message/delivery-status uses one), nested tests
+    pushed and popped, partial lines, pushed-back lines, reads before and after close."""
+    rng = random.Random(11)
+    words = ["--b\n", "--b--\n", "--c\r\n", "--bx\n", "-b\n", "\n", "\r\n", "x\n", "ab", "--", "-"]
+    words += ["QUJD" * 19 + "\r\n", "--b  \r", "plain text\r\n"]
+    tests = [
+        lambda: ReForFeedparser().compile(stdlib_boundary("--b").pattern).match,
+        lambda: ReForFeedparser().compile(stdlib_boundary("--c").pattern).match,
+        lambda: BoundaryLine("b").match,  # a separator without the dashes
+        lambda: vars(email.feedparser)["NLCRE"].match,
+    ]
+    for _ in range(3000):
+        steps: list[tuple[str, Any]] = []
+        depth = 0
+        for _ in range(rng.randint(1, 25)):
+            roll = rng.random()
+            if roll < 0.35:
+                steps.append(("push", "".join(rng.choices(words, k=rng.randint(1, 6)))))
+            elif roll < 0.5:
+                steps.append(("eof", rng.choice(tests)()))
+                depth += 1
+            elif roll < 0.58 and depth:
+                steps.append(("pop", None))
+                depth -= 1
+            elif roll < 0.63:
+                steps.append(("unread", rng.choice([*words, ""])))
+            elif roll < 0.66:
+                steps.append(("close", None))
+            elif roll < 0.8:
+                steps.append(("readline", None))
+            else:
+                steps.append(("iterate", rng.randint(1, 8)))
+        assert replay(LinesForFeedparser(), steps) == replay(STDLIB_LINES(), steps), steps
+
+
+def stdlib_state(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """feedparser's namespace as the stdlib ships it (restored after the test)."""
+    namespace = vars(email.feedparser)
+    for name, value in STDLIB_NAMESPACE.items():
+        monkeypatch.setitem(namespace, name, value)
+    return namespace
+
+
+def test_install_replaces_all_three_on_the_stdlib_it_was_written_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    namespace = stdlib_state(monkeypatch)
+    assert feedparser_fast.install()
+    assert isinstance(namespace["re"], ReForFeedparser)
+    assert isinstance(namespace["NLCRE_eol"], EndOfStringSearch)
+    assert namespace["BufferedSubFile"] is LinesForFeedparser
+
+
+def test_install_leaves_a_different_line_buffer_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    namespace = stdlib_state(monkeypatch)
+
+    def __next__(self: Any) -> str:  # e.g. a later Python that reads lines another way
+        line: str = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    monkeypatch.setattr(STDLIB_LINES, "__next__", __next__)
+    assert not feedparser_fast.install()
+    assert namespace["re"] is re and namespace["BufferedSubFile"] is STDLIB_LINES

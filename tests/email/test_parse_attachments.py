@@ -102,6 +102,7 @@ def test_per_file_limit() -> None:
     )
     assert [a.filename for a in parsed.attachments] == ["chico.bin"]
     assert "grande.bin" in parsed.dropped[0] and "per-file limit of 1000" in parsed.dropped[0]
+    assert "about 4" in parsed.dropped[0]  # judged from the encoded text, before decoding it
 
 
 def test_per_file_limit_exact_edge_after_decoding() -> None:
