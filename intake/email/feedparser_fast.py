@@ -136,9 +136,8 @@ def install() -> bool:
         return False
     if current_re is not re or not _compiles_boundaries_as_expected():
         return False
-    if namespace.get("BufferedSubFile") is not LinesForFeedparser.__base__:
-        return False
-    if not _reads_lines_as_expected():
+    lines = namespace.get("BufferedSubFile")
+    if lines is not LinesForFeedparser.__base__ or not _reads_lines_as_expected():
         return False
     namespace["NLCRE_eol"] = EndOfStringSearch(current_eol)
     namespace["re"] = ReForFeedparser()

@@ -177,8 +177,9 @@ def _payload_bytes(part: Message) -> bytes:
 
 def _size_floor(part: Message, ceiling: int) -> int:
     """A lower bound of the decoded size, from the encoded text (no decoding), worked out
-    only when it could exceed ``ceiling``: the decoded size is never more than the encoded
-    length, so an encoded text no longer than that gives 0 without counting its lines."""
+    only when it could exceed ``ceiling``: the bound is never more than the encoded length,
+    so an encoded text no longer than ``ceiling`` gives 0 without counting its lines (the
+    decoded size is still checked after decoding)."""
     payload = part.get_payload()
     if not isinstance(payload, str) or len(payload) <= ceiling:
         return 0
