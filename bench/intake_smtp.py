@@ -158,9 +158,9 @@ def measure(
     name: str, command: list[str], env: dict[str, str], port: int, work: Path, args: Any
 ) -> dict[str, Any]:
     # Each server starts on a quiet disk: the earlier rounds' files (an import's maildir and
-    # database) would otherwise still be written back
-    # while this one runs, and only the daemon writes to disk (the first round's ratio had
-    # run ~0.04 above the later rounds' in eleven runs).
+    # database) would otherwise still be written back while this one runs, and only the
+    # daemon writes to disk (the first round's ratio had run ~0.04 above the later rounds'
+    # in eleven runs).
     os.sync()
     log = work / f"{name}.log"
     with log.open("wb") as sink:  # a file, never a pipe: a full pipe would block the server
