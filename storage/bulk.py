@@ -92,15 +92,17 @@ class PreparedInsert:
         return self._head + ", ".join([self._group] * count) + self._tail
 
 
+_prepared = functools.cache(PreparedInsert)
+
+
 def _prepared_for(
     conn: Connection, table: Table, rows: Sequence[dict[str, Any]], returning: tuple[str, ...]
 ) -> PreparedInsert | None:
+    """The compiled statement for these rows' keys, or None off SQLite (positional ``?``
+    parameters only)."""
     if conn.dialect.paramstyle != "qmark":
         return None
     return _prepared(table, tuple(rows[0]), returning, conn.dialect)
-
-
-_prepared = functools.cache(PreparedInsert)
 
 
 def core_insert(conn: Connection, table: Table | Any, rows: Sequence[dict[str, Any]]) -> None:
