@@ -4,7 +4,7 @@ values, through the same column processors, with the same Python-side defaults."
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ NOW = datetime(2026, 11, 23, 18, 30, 5, 123456, tzinfo=UTC)
 
 
 @pytest.fixture
-async def engine(tmp_path: Path) -> Iterator[Engine]:
+async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
     path = tmp_path / "bulk.db"
     await migrate.upgrade(f"sqlite+aiosqlite:///{path}")
     engine = create_engine(f"sqlite:///{path}")  # foreign keys off: rows stand alone here
