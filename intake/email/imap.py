@@ -256,9 +256,21 @@ class ImapPoller:
             await self._call(session.after, pending, cfg.after, cfg.move_to)
 
     async def _drain(self, session: ImapSession) -> None:
-        """Ingest every message above the checkpoint, one at a time, in UID order."""
+        """Ingest every message above the checkpoint, then search again until none is left.
+
+        Some servers (Cyrus) announce mail that arrives during a batch only in the untagged
+        ``EXISTS`` of their FETCH/MOVE replies and not again once IDLE starts; RFC 3501 §7
+        lets a server send such data with any response, and RFC 2177 leaves acting on
+        it to the client. Searching until a search comes back empty takes that mail in
+        this round instead of leaving it until the next push or reconnect.
+        """
+        while uids := await self._call(session.new_uids, self._last_uid):
+            await self._take(session, uids)
+
+    async def _take(self, session: ImapSession, uids: list[int]) -> None:
+        """Ingest ``uids`` one at a time, in UID order, each committed before acknowledged."""
         cfg = self.config
-        for uid in await self._call(session.new_uids, self._last_uid):
+        for uid in uids:
             raw = await self._call(session.fetch, uid)
             if raw is not None:
                 await self._ingest(uid, raw)
@@ -299,12 +311,18 @@ class ImapPoller:
         )
 
     async def _idle(self, session: ImapSession) -> None:
-        """IDLE until the server reports new mail or the refresh interval is up."""
+        """IDLE until the server reports new mail, or for ``poll_seconds`` at most.
+
+        Leaving IDLE every ``poll_seconds`` to search bounds the delay of a message whose
+        notification was missed for any reason (a server that announced it in an earlier
+        reply, a lost push) by ``poll_seconds``; ``idle_refresh_seconds`` keeps each IDLE
+        within RFC 2177's 29 minutes even if ``poll_seconds`` is longer.
+        """
         cfg = self.config
         loop = asyncio.get_running_loop()
         await self._call(session.idle_start)
         self.status.idle = True
-        deadline = loop.time() + cfg.idle_refresh_seconds
+        deadline = loop.time() + min(cfg.poll_seconds, cfg.idle_refresh_seconds)
         try:
             while loop.time() < deadline:
                 if await self._call(session.idle_wait, cfg.idle_check_seconds):

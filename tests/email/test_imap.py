@@ -89,7 +89,9 @@ async def test_delete_expunges_committed_mail(
 async def test_idle_delivers_new_mail_within_seconds(
     services: Services, imap_account: DovecotAccount
 ) -> None:
-    poller = poller_for(services, imap_account, after="flag")
+    # poll_seconds far beyond the test: IDLE is not left to search, so only the server's
+    # EXISTS push can bring the mail in.
+    poller = poller_for(services, imap_account, after="flag", poll_seconds=120)
     assert not poller.ready
     async with running(poller):
 
@@ -106,8 +108,6 @@ async def test_idle_delivers_new_mail_within_seconds(
         async def ingested() -> bool:
             return [row.raw for row in await inbound_rows(services)] == [raw]
 
-        # Polling is disabled in effect (poll_seconds is irrelevant while IDLE works), so
-        # only the server's EXISTS push can bring it in this fast.
         await eventually(ingested, within=5.0, what="the IDLE push to be ingested")
     assert not poller.ready and poller.state()["idle"] is False
 
