@@ -3,7 +3,7 @@
 The daemon's event loop (HTTP, SMTP, parsing hand-offs) and the intake writer's Python work
 (building rows, SQLAlchemy's per-row parameter processing) each need most of a core at full
 load; in one process they take turns on one interpreter lock. Here the writer gets its own
-process (``storage.child_process``): ``factory(*factory_args)`` runs once in the child to
+process (``plumbing.child_process``): ``factory(*factory_args)`` runs once in the child to
 build the writing function ``fn(connection, *args)``; each ``write(*args)`` runs it there
 in one transaction (``BEGIN IMMEDIATE`` … ``COMMIT``) and returns its result.
 
@@ -18,7 +18,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from storage.child_process import ChildGone, ChildProcess, serve
+from plumbing.child_process import ChildGone, ChildProcess, serve
 from storage.db import StorageUnavailable
 
 T = TypeVar("T")

@@ -18,7 +18,7 @@ from typing import Any
 
 from intake.email.parse import ParsedEmail
 from intake.email.prepare import Outcome, ParserCrashed, ParserSetup
-from storage.child_process import ChildGone, ChildProcess
+from plumbing.child_process import ChildGone, ChildProcess
 
 log = logging.getLogger(__name__)
 

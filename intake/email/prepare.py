@@ -16,7 +16,7 @@ from typing import Any
 from intake.attachments import AttachmentStore
 from intake.email.parse import EmailParseError, ParsedEmail, ParseLimits, parse_email
 from intake.message import Attachment
-from storage.child_process import serve
+from plumbing.child_process import serve
 
 
 class ParserCrashed(Exception):

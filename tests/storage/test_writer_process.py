@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from storage.child_process import ChildGone
+from plumbing.child_process import ChildGone
 from storage.db import StorageUnavailable
 from storage.writer_process import WriterProcess
 from tests.storage import writer_factories

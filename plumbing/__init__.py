@@ -1,0 +1,1 @@
+"""Process plumbing shared by the SQLite writer process and the MIME parser processes."""
