@@ -7,16 +7,20 @@ routes. The daemon and the tests both use these two, so what is tested is what r
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from cases.lookups import attachment_digests
 from config.http import BearerAuth, ReadinessCheck, health_routes, json_errors
 from config.seed import seed_catalog
 from config.settings import Settings
+from config.writer_wiring import WriterSpec, process_runner
 from console.api import OpsApi
 from intake.accept import IntakeWriter
 from intake.api import ApiIntake
@@ -27,12 +31,13 @@ from intake.email.parse import ParseLimits
 from intake.email.parser_pool import ParserPool
 from intake.metrics import IntakeMetrics
 from intake.webform import WebFormConfig, WebFormIntake
-from intake.writer_spec import WriterSpec, batch_write
 from notifiers.templates import TemplateRenderer
 from routing.catalog import CatalogCache
 from storage.db import Database
 from storage.migrate_child import upgrade_in_child
 from storage.models import AppState
+from storage.operations import TransactionRunner
+from storage.write_path import WritePath
 from storage.writer_process import WriterProcess
 
 
@@ -45,6 +50,8 @@ class Services:
     renderer: TemplateRenderer
     attachments: AttachmentStore
     intake_metrics: IntakeMetrics
+    runner: TransactionRunner  # the in-thread / PostgreSQL registry (the process has its own)
+    writes: WritePath
     writer: IntakeWriter
     secret_key: bytes
     email: EmailIngest
@@ -61,19 +68,20 @@ class Services:
         await self.parser_pool.start()
 
     async def start_writer_process(self) -> None:
-        """On SQLite, move the intake's transactions to a process of their own (the daemon
-        and imports; tests write in a thread so they can reach into the batch writer)."""
+        """On SQLite, move every transaction to a process of its own (the daemon, the CLI
+        and the storage and API tests; other tests write in a thread so they can reach
+        into the executors)."""
         if self.settings.database.is_sqlite and self.settings.intake.writer_process:
-            if self.writer.process is None:
-                self.writer.process = WriterProcess(
-                    self.settings.database.url, batch_write, writer_spec(self.settings)
+            if self.writes.process is None:
+                self.writes.process = WriterProcess(
+                    self.settings.database.url, process_runner, writer_spec(self.settings)
                 )
-            await self.writer.process.start()
+            await self.writes.process.start()
 
     async def close(self) -> None:
         self.email.close()
-        if self.writer.process is not None:
-            await self.writer.process.close()
+        if self.writes.process is not None:
+            await self.writes.process.close()
         if self.parser_pool is not None:
             await self.parser_pool.close()
         await self.db.close()
@@ -129,16 +137,24 @@ async def open_services(
     renderer = TemplateRenderer(default_language=settings.intake.default_language)
     metrics = IntakeMetrics(registry)
     store = AttachmentStore(settings.intake.attachments_dir)
-    writer = IntakeWriter(
+    runner = writer_spec(settings).runner(renderer)
+
+    async def flush_attachments(ops: Sequence[object]) -> None:
+        # The files a batch references reach the disk before its commit (see
+        # intake.attachments): one thread hop per batch.
+        digests = attachment_digests(ops)
+        if digests:
+            await asyncio.to_thread(store.sync, digests, missing_ok=True)
+
+    writes = WritePath(
         db,
-        catalog,
-        writer_spec(settings).build(renderer),
-        metrics,
-        attachments=store,
+        runner,
         batch_max=settings.intake.batch_max,
         queue_max=settings.intake.queue_max,
         writers=settings.intake.writers,
+        before_write=flush_attachments,
     )
+    writer = IntakeWriter(db, writes, metrics)
     email = EmailIngest(
         writer,
         store,
@@ -161,6 +177,8 @@ async def open_services(
         renderer=renderer,
         attachments=store,
         intake_metrics=metrics,
+        runner=runner,
+        writes=writes,
         writer=writer,
         secret_key=secret_key,
         email=email,
@@ -177,6 +195,7 @@ def writer_spec(settings: Settings) -> WriterSpec:
         same_subject_days=settings.cases.same_subject_days,
         reply_to_closed=settings.cases.reply_to_closed,
         reopen_status=settings.cases.reopen_status,
+        merged_status=settings.cases.merged_status,
         acks_per_sender_per_day=settings.loop_protection.acks_per_sender_per_day,
         attachments_dir=settings.intake.attachments_dir,
     )

@@ -7,7 +7,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, TextIO
+from typing import TextIO
 
 from config import event_loop
 from config.settings import ConfigError, Settings, config_path_from, load_settings
@@ -72,31 +72,26 @@ OpsHandler = Callable[..., Awaitable[int]]
 
 
 def run_ops(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
-    """Open the services (and run the intake writer, for retries) around an ops command."""
+    """Open the services and run the write path (every change goes through it, in the
+    writer process on SQLite as in the daemon) around an ops command."""
     from config.app import open_services
 
     async def main() -> int:
         services = await open_services(settings)
-        if getattr(args, "needs_services", False):  # imports: write like the daemon does
-            try:
-                await services.start_writer_process()
-            except BaseException:
-                await services.close()
-                raise
-        writer = asyncio.create_task(services.writer.run())
         try:
-            await services.writer.wait_started()
+            await services.start_writer_process()
+        except BaseException:
+            await services.close()
+            raise
+        writes = asyncio.create_task(services.writes.run())
+        try:
+            await services.writes.wait_started()
             handler: OpsHandler = args.handler
-            if getattr(args, "needs_services", False):
-                result: int = await handler(services, args, out)
-                return result
-            kwargs: dict[str, Any] = {}
-            if getattr(args, "needs_writer", False):
-                kwargs["writer"] = services.writer
-            return await handler(services.db, args, out, **kwargs)
+            result: int = await handler(services, args, out)
+            return result
         finally:
-            await services.writer.close()
-            await writer
+            await services.writes.close()
+            await writes
             await services.close()
 
     return event_loop.run(main())

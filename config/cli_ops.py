@@ -16,10 +16,11 @@ from typing import Any, TextIO
 
 from tabulate import tabulate
 
+from config.app import Services
 from console import serialize
-from intake.accept import IntakeWriter
-from storage.auth import ROLES, create_token
-from storage.db import Database, StorageUnavailable
+from storage.auth import ROLES, CreateToken, new_token
+from storage.db import StorageUnavailable
+from storage.operations import OperationRefused
 from storage.queries import (
     DEFAULT_LIMIT,
     CaseDetail,
@@ -72,12 +73,16 @@ def _print_page(
 # --- token ---------------------------------------------------------------------------------
 
 
-async def cmd_token_create(db: Database, args: argparse.Namespace, out: TextIO) -> int:
+async def cmd_token_create(services: Services, args: argparse.Namespace, out: TextIO) -> int:
     if args.role not in ROLES:
         print(f"invalid role {args.role!r}; choose one of: {', '.join(ROLES)}", file=out)
         return 2
-    async with db.session() as session, session.begin():
-        token = await create_token(session, args.name, args.role)
+    token, digest, prefix = new_token()
+    try:
+        await services.writes.submit(CreateToken(args.name, args.role, digest, prefix))
+    except OperationRefused as exc:
+        print(f"{exc.field}: {exc}", file=out)
+        return 2
     print(f"token for {args.name} (role {args.role}):", file=out)
     print(token, file=out)
     print("Keep it now: it is stored hashed and will not be shown again.", file=out)
@@ -87,7 +92,8 @@ async def cmd_token_create(db: Database, args: argparse.Namespace, out: TextIO) 
 # --- cases ---------------------------------------------------------------------------------
 
 
-async def cmd_cases_list(db: Database, args: argparse.Namespace, out: TextIO) -> int:
+async def cmd_cases_list(services: Services, args: argparse.Namespace, out: TextIO) -> int:
+    db = services.db
     filters = CaseFilters(
         q=args.q,
         status=args.status,
@@ -159,7 +165,8 @@ def _case_header(case: CaseDetail) -> list[tuple[str, str]]:
     return [(k, v) for k, v in fields if v]
 
 
-async def cmd_cases_show(db: Database, args: argparse.Namespace, out: TextIO) -> int:
+async def cmd_cases_show(services: Services, args: argparse.Namespace, out: TextIO) -> int:
+    db = services.db
     async with db.session() as session:
         case = await get_case(session, args.number)
     if case is None:
@@ -197,7 +204,8 @@ async def cmd_cases_show(db: Database, args: argparse.Namespace, out: TextIO) ->
 # --- inbound -------------------------------------------------------------------------------
 
 
-async def cmd_inbound_list(db: Database, args: argparse.Namespace, out: TextIO) -> int:
+async def cmd_inbound_list(services: Services, args: argparse.Namespace, out: TextIO) -> int:
+    db = services.db
     try:
         async with db.session() as session:
             page = await list_inbound(session, args.status, args.channel, args.limit, args.cursor)
@@ -223,10 +231,9 @@ async def cmd_inbound_list(db: Database, args: argparse.Namespace, out: TextIO) 
     )
 
 
-async def cmd_inbound_retry(
-    db: Database, args: argparse.Namespace, out: TextIO, *, writer: IntakeWriter
-) -> int:
+async def cmd_inbound_retry(services: Services, args: argparse.Namespace, out: TextIO) -> int:
     """Replay failed inbound rows through the writer; exit 1 if any is still failing."""
+    db, writer = services.db, services.writer
     if bool(args.ids) == bool(args.all_failed):
         print("give inbound ids or --all-failed (not both)", file=out)
         return 2
@@ -275,7 +282,7 @@ def _paging(parser: argparse.ArgumentParser) -> None:
 
 def add_ops_parsers(subparsers: Any) -> None:
     """Register token, cases and inbound on the ``ventanilla`` subparsers. Each sets
-    ``handler``; ``needs_writer`` marks the one that must also get ``writer=``."""
+    ``handler``, called with the running services."""
     token = subparsers.add_parser("token", help="API tokens")
     token_sub = token.add_subparsers(dest="token_cmd", required=True)
     create = token_sub.add_parser("create", help="create a token (printed once)")
@@ -306,4 +313,4 @@ def add_ops_parsers(subparsers: Any) -> None:
     retry = inbound_sub.add_parser("retry", help="replay failed inbound messages")
     retry.add_argument("ids", nargs="*", type=int, metavar="ID", help="inbound ids")
     retry.add_argument("--all-failed", action="store_true", help="every failed message")
-    retry.set_defaults(handler=cmd_inbound_retry, needs_writer=True)
+    retry.set_defaults(handler=cmd_inbound_retry)

@@ -64,13 +64,14 @@ class Daemon:
             shutdown_timeout=self.settings.daemon.shutdown_timeout_seconds,
             access_log=logging.getLogger("aiohttp.access"),
         )
-        services.readiness["intake_writer"] = _writer_check(services)
+        services.readiness["write_path"] = _writer_check(services)
         try:
             email = build_email_parts(
                 self.settings,
                 services.email,
                 services.email.mailboxes,
                 services.db,
+                services.writes,
                 services.registry,
             )
         except ValueError as exc:
@@ -91,8 +92,9 @@ class Daemon:
         exit_code = 0
         try:
             async with asyncio.TaskGroup() as group:
-                writer = group.create_task(self._part("intake writer", services.writer.run()))
-                await services.writer.wait_started()
+                writer = group.create_task(self._part("write path", services.writes.run()))
+                await services.writes.wait_started()
+                catalog_watch = group.create_task(self._watch_catalog(services))
                 if http.enabled:
                     await runner.setup()
                     site = web.TCPSite(runner, http.host, http.port, reuse_address=True)
@@ -119,9 +121,10 @@ class Daemon:
                 await runner.cleanup()
                 if email.smtp is not None:
                     await email.smtp.stop()
-                await services.writer.close()
+                await services.writes.close()
                 await writer
                 watchdog.cancel()
+                catalog_watch.cancel()
         except* PartFailed as group_exc:
             for failure in group_exc.exceptions:
                 log.error("stopping: %s", failure)
@@ -161,13 +164,24 @@ class Daemon:
             else:
                 await asyncio.sleep(3600)
 
+    async def _watch_catalog(self, services: Services) -> NoReturn:
+        """Pick up catalog edits made by another daemon on the same database (this one's
+        own edits refresh the cache at once)."""
+        while True:
+            await asyncio.sleep(self.settings.daemon.catalog_poll_seconds)
+            try:
+                if await services.catalog.refresh_if_changed():
+                    log.info("catalog changed: reloaded")
+            except Exception as exc:  # the database may be down for a while
+                log.warning("catalog check failed: %s", exc)
+
     async def _reload(self, services: Services) -> None:
         self.notifier.reloading()
         try:
             await services.catalog.refresh()
             services.renderer.reload()
-            if services.writer.process is not None:
-                await services.writer.process.restart()  # its own copy of the templates
+            if services.writes.process is not None:
+                await services.writes.process.restart()  # its own copy of the templates
             log.info("reloaded catalog and templates")
         except Exception as exc:
             log.error("reload failed, keeping the previous catalog: %s", exc)
@@ -188,10 +202,10 @@ class Daemon:
 
 def _writer_check(services: Services):  # type: ignore[no-untyped-def]
     async def check() -> tuple[bool, dict[str, object]]:
-        running = services.writer.running
+        running = services.writes.running
         detail: dict[str, object] = {"running": running}
-        if services.writer.process is not None:
-            detail["process"] = services.writer.process.state()
+        if services.writes.process is not None:
+            detail["process"] = services.writes.process.state()
         return running, detail
 
     return check

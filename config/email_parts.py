@@ -16,6 +16,7 @@ from intake.email.mailboxes import MailboxDirectory
 from intake.email.smtp import SmtpConfig, SmtpIntake, auth_users_from_pairs
 from storage.checkpoints import CheckpointStore
 from storage.db import Database
+from storage.write_path import WritePath
 
 
 @dataclass
@@ -72,12 +73,13 @@ def build_email_parts(
     ingest: EmailIngest,
     mailboxes: MailboxDirectory,
     db: Database,
+    writes: WritePath,
     registry: CollectorRegistry,
 ) -> EmailParts:
     parts = EmailParts()
     if settings.smtp.enabled:
         parts.smtp = SmtpIntake(ingest, mailboxes, smtp_config(settings))
-    checkpoints = CheckpointStore(db)
+    checkpoints = CheckpointStore(db, writes)
     for name, account in settings.imap.items():
         config = ImapAccountConfig(
             host=account.host,

@@ -15,7 +15,8 @@ from http import HTTPStatus
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from storage.auth import PRINCIPAL_KEY, Principal, authenticate
+from console.principal import PRINCIPAL_KEY
+from storage.auth import Principal, authenticate
 from storage.db import Database, StorageUnavailable
 
 log = logging.getLogger(__name__)

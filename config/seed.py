@@ -12,7 +12,15 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from config.settings import CatalogSettings
-from storage.models import Area, Category, Priority, Severity, Status, Technician
+from storage.models import (
+    Area,
+    Category,
+    Priority,
+    Severity,
+    Status,
+    Technician,
+    TechnicianArea,
+)
 
 
 async def seed_catalog(session: AsyncSession, catalog: CatalogSettings) -> bool:
@@ -35,15 +43,17 @@ async def seed_catalog(session: AsyncSession, catalog: CatalogSettings) -> bool:
     await session.flush()
     techs = {
         t.name: Technician(
-            name=t.name,
-            email=t.email,
-            phone=t.phone,
-            area_id=areas[t.area].id if t.area else None,
+            name=t.name, email=t.email, phone=t.phone, language=t.language, available=t.available
         )
         for t in catalog.technicians
     }
     session.add_all(techs.values())
     await session.flush()
+    session.add_all(
+        TechnicianArea(technician_id=techs[t.name].id, area_id=areas[name].id)
+        for t in catalog.technicians
+        for name in t.area_names()
+    )
     session.add_all(
         Category(
             name=c.name,

@@ -179,6 +179,11 @@ class CaseSettings(Section):
     same_subject_days: int = Field(7, ge=0)
     reply_to_closed: Literal["reopen", "new_case"] = "reopen"
     reopen_status: str = "Abierta"
+    # The status a case merged into another gets (empty: the first closed-kind status).
+    merged_status: str | None = None
+    # Chat and SMS: a message continues the customer's open case on the same channel
+    # within this many hours, otherwise it opens a new case.
+    chat_window_hours: float = Field(24, ge=0)
 
 
 class LoopProtectionSettings(Section):
@@ -213,7 +218,14 @@ class TechnicianSeed(Section):
     name: str
     email: str | None = None
     phone: str | None = None
-    area: str | None = None
+    language: Literal["es", "en"] = "es"
+    area: str | None = None  # one area; ``areas`` for several
+    areas: list[str] = []
+    available: bool = True
+
+    def area_names(self) -> list[str]:
+        names = [*([self.area] if self.area else []), *self.areas]
+        return list(dict.fromkeys(names))
 
 
 class CategorySeed(Section):
@@ -268,8 +280,9 @@ class CatalogSettings(Section):
                     f"categories: {cat.name!r} names unknown technician {cat.technician!r}"
                 )
         for tech in self.technicians:
-            if tech.area and tech.area not in areas:
-                raise ValueError(f"technicians: {tech.name!r} names unknown area {tech.area!r}")
+            for area in tech.area_names():
+                if area not in areas:
+                    raise ValueError(f"technicians: {tech.name!r} names unknown area {area!r}")
         return self
 
 
@@ -278,6 +291,8 @@ class DaemonSettings(Section):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "text"] = "auto"
     watchdog: bool = True
+    # How often a daemon looks for catalog edits made by another daemon on the database.
+    catalog_poll_seconds: float = Field(10.0, gt=0)
 
 
 class Settings(Section):

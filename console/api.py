@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from console import serialize
-from storage.auth import principal_of
+from console.principal import principal_of
 from storage.db import Database
 from storage.queries import DEFAULT_LIMIT, MAX_LIMIT, CaseFilters, QueryError, get_case, list_cases
 

@@ -12,6 +12,7 @@ import uuid
 
 from aiohttp import web
 
+from console.principal import principal_of
 from intake.accept import IntakeWriter
 from intake.forms import (
     FIELDS_MAX_BYTES,
@@ -29,7 +30,6 @@ from intake.message import Channel
 from intake.metrics import IntakeMetrics
 from intake.webform import WebFormConfig
 from routing.catalog import CatalogCache
-from storage.auth import principal_of
 
 # Printable ASCII without spaces: ids travel in headers and logs.
 EXTERNAL_ID = re.compile(r"[!-~]{1,200}")

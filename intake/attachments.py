@@ -65,12 +65,21 @@ class AttachmentStore:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def sync(self, digests: Iterable[str]) -> None:
+    def sync(self, digests: Iterable[str], *, missing_ok: bool = False) -> None:
         """Flush these stored files to disk (blocking; call from a thread). Raises
-        ``MissingAttachment`` when one is not there, OSError when the disk fails: the
-        batch must not commit then."""
+        OSError when the disk fails (the batch must not commit then), and
+        ``MissingAttachment`` when one is not there unless ``missing_ok`` (the intake
+        batch checks for missing files itself and fails only the messages naming them)."""
         for digest in set(digests):
-            _fsync(self.path_of(digest))
+            try:
+                _fsync(self.path_of(digest))
+            except MissingAttachment:
+                if not missing_ok:
+                    raise
+
+    def missing(self, digests: Iterable[str]) -> set[str]:
+        """The digests among these that are not in the store."""
+        return {d for d in set(digests) if not os.path.exists(self.path_of(d))}
 
     def path_of(self, sha256: str) -> Path:
         return self.root / sha256[:2] / sha256
@@ -131,13 +140,13 @@ class BackgroundSync:
     @contextlib.contextmanager
     def around(self, digests: Iterable[str]) -> Iterator[None]:
         """The body runs while these files are flushed; leaving it waits for the flush
-        and raises its failure (``MissingAttachment``, OSError) unless the body raised
-        first, so the caller commits only when all are on disk."""
+        and raises its failure (OSError) unless the body raised first, so the caller
+        commits only when all are on disk. Missing files are the body's to refuse."""
         wanted = set(digests)
         if not wanted:
             yield
             return
-        flush = self._thread.submit(self.store.sync, wanted)
+        flush = self._thread.submit(self.store.sync, wanted, missing_ok=True)
         try:
             yield
         finally:

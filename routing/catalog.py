@@ -1,8 +1,10 @@
 """The catalog (areas, statuses, priorities, severities, categories, technicians) in memory.
 
 ``CatalogSnapshot`` is an immutable copy read from the database, so the routing engine stays
-pure and the accept path never queries the catalog per message. ``seed_catalog`` fills empty
-tables from the config's ``[catalog]`` section on first start.
+pure and the accept path never queries the catalog per message. Every catalog change bumps
+the ``catalog`` counter; readers compare it to the version of their snapshot and reload
+when it moved (``CatalogCache`` on the event loop, ``cases.catalog_state`` in the writer),
+so a change applies to the next message without a restart, on every daemon.
 """
 
 from __future__ import annotations
@@ -12,10 +14,21 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from storage.db import Database
-from storage.models import Area, Category, Priority, Severity, Status, Technician
+from storage.models import (
+    Area,
+    Category,
+    Counter,
+    Priority,
+    Severity,
+    Status,
+    Technician,
+    TechnicianArea,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +49,9 @@ class TechnicianItem:
     name: str
     email: str | None
     phone: str | None
-    area_id: int | None
-    active: bool
+    language: str
+    area_ids: tuple[int, ...]
+    available: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,21 +113,71 @@ class CatalogSnapshot:
         return [c for c in self.categories if c.in_use and c.available_web_portal]
 
 
+CATALOG_VERSION = select(Counter.value).where(Counter.name == "catalog")
+
+
 class CatalogCache:
-    """Holds the current snapshot; ``refresh`` after any catalog change (or SIGHUP)."""
+    """Holds the current snapshot for the event loop's readers (web form, API validation);
+    ``refresh`` after a catalog change here, ``refresh_if_changed`` to see other daemons'."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
         self.current = CatalogSnapshot()
+        self.version: int | None = None
 
     async def refresh(self) -> CatalogSnapshot:
         async with self._db.session() as session:
-            self.current = await load_catalog(session)
+            version = await session.scalar(CATALOG_VERSION)
+            self.current = catalog_from_rows(await _rows_async(session))
+            self.version = version
         return self.current
+
+    async def refresh_if_changed(self) -> bool:
+        async with self._db.session() as session:
+            version = await session.scalar(CATALOG_VERSION)
+        if version == self.version:
+            return False
+        await self.refresh()
+        return True
+
+
+_STATEMENTS = (
+    select(Area).order_by(Area.id),
+    select(Status).order_by(Status.rank, Status.id),
+    select(Priority).order_by(Priority.rank, Priority.id),
+    select(Severity).order_by(Severity.rank, Severity.id),
+    select(Technician).order_by(Technician.id),
+    select(Category).order_by(Category.id),
+    select(TechnicianArea.technician_id, TechnicianArea.area_id),
+)
+
+
+async def _rows_async(session: AsyncSession) -> list[list[Any]]:
+    rows = [list((await session.scalars(stmt)).all()) for stmt in _STATEMENTS[:-1]]
+    rows.append(list((await session.execute(_STATEMENTS[-1])).all()))
+    return rows
+
+
+def _rows_sync(session: Session) -> list[list[Any]]:
+    rows = [list(session.scalars(stmt).all()) for stmt in _STATEMENTS[:-1]]
+    rows.append(list(session.execute(_STATEMENTS[-1]).all()))
+    return rows
 
 
 async def load_catalog(session: AsyncSession) -> CatalogSnapshot:
-    def items(rows: Any) -> tuple[Item, ...]:
+    return catalog_from_rows(await _rows_async(session))
+
+
+def load_catalog_sync(conn: Connection) -> CatalogSnapshot:
+    """The catalog as ``conn``'s transaction sees it (the writer's own changes included)."""
+    with Session(bind=conn) as session:
+        return catalog_from_rows(_rows_sync(session))
+
+
+def catalog_from_rows(rows: list[list[Any]]) -> CatalogSnapshot:
+    areas, statuses, priorities, severities, techs, cats, tech_areas = rows
+
+    def items(found: list[Any]) -> tuple[Item, ...]:
         return tuple(
             Item(
                 id=r.id,
@@ -123,22 +187,28 @@ async def load_catalog(session: AsyncSession) -> CatalogSnapshot:
                 rank=getattr(r, "rank", 0),
                 colour=getattr(r, "colour", ""),
             )
-            for r in rows
+            for r in found
         )
 
-    areas = (await session.scalars(select(Area).order_by(Area.id))).all()
-    statuses = (await session.scalars(select(Status).order_by(Status.rank, Status.id))).all()
-    priorities = (await session.scalars(select(Priority).order_by(Priority.rank))).all()
-    severities = (await session.scalars(select(Severity).order_by(Severity.rank))).all()
-    techs = (await session.scalars(select(Technician).order_by(Technician.id))).all()
-    cats = (await session.scalars(select(Category).order_by(Category.id))).all()
+    areas_of: dict[int, list[int]] = {}
+    for tech_id, area_id in tech_areas:
+        areas_of.setdefault(tech_id, []).append(area_id)
     return CatalogSnapshot(
         areas=items(areas),
         statuses=items(statuses),
         priorities=items(priorities),
         severities=items(severities),
         technicians=tuple(
-            TechnicianItem(t.id, t.name, t.email, t.phone, t.area_id, t.active) for t in techs
+            TechnicianItem(
+                t.id,
+                t.name,
+                t.email,
+                t.phone,
+                t.language,
+                tuple(sorted(areas_of.get(t.id, ()))),
+                t.available,
+            )
+            for t in techs
         ),
         categories=tuple(
             CategoryItem(

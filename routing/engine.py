@@ -86,7 +86,7 @@ class RuleEngine:
         assignee = None
         if category is not None and category.technician_id is not None:
             tech = catalog.get("technicians", category.technician_id)
-            if tech is not None and tech.active:
+            if tech is not None and tech.available:
                 assignee = tech
                 reasons.append(f"assignee {tech.name}: default technician of {category.name}")
         if assignee is None:

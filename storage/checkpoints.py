@@ -1,8 +1,9 @@
 """Reads and writes the IMAP pollers' checkpoints (UIDVALIDITY + last UID per folder).
 
 A checkpoint only ever moves after the message it names has been committed, so whatever it
-says has been read is safely in the database. Database errors leave as
-``StorageUnavailable``, the same signal the intake path gives, so a poller handles both alike.
+says has been read is safely in the database. Saves are ``SaveCheckpoint`` operations on
+the one write path. Database errors leave as ``StorageUnavailable``, the same signal the
+intake path gives, so a poller handles both alike.
 """
 
 from __future__ import annotations
@@ -10,14 +11,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 
 from storage.db import Database, StorageUnavailable, is_unavailable_error
-from storage.models import ImapCheckpoint, utcnow
+from storage.models import ImapCheckpoint
+from storage.operations import Executor, WriteContext
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,11 +29,47 @@ class Checkpoint:
     last_uid: int
 
 
+@dataclass(frozen=True, slots=True)
+class SaveCheckpoint:
+    account: str
+    folder: str
+    uidvalidity: int
+    last_uid: int
+
+
+class CheckpointWriter(Executor):
+    """Executes ``SaveCheckpoint``: insert or overwrite the row in one statement (no
+    read-then-write race)."""
+
+    def run_one(self, conn: Connection, op: SaveCheckpoint, ctx: WriteContext) -> None:
+        values = {
+            "account": op.account,
+            "folder": op.folder,
+            "uidvalidity": op.uidvalidity,
+            "last_uid": op.last_uid,
+            "updated_at": ctx.now,
+        }
+        insert: Any = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        conn.execute(
+            insert(ImapCheckpoint)
+            .values(**values)
+            .on_conflict_do_update(
+                index_elements=[ImapCheckpoint.account, ImapCheckpoint.folder],
+                set_={k: values[k] for k in ("uidvalidity", "last_uid", "updated_at")},
+            )
+        )
+
+
+class Submitter(Protocol):
+    async def submit(self, op: Any) -> Any: ...
+
+
 class CheckpointStore:
     """One row per (account, folder) in ``imap_checkpoints``."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, writes: Submitter) -> None:
         self.db = db
+        self.writes = writes
 
     async def load(self, account: str, folder: str) -> Checkpoint | None:
         with _storage_errors():
@@ -43,26 +82,8 @@ class CheckpointStore:
         return None if row is None else Checkpoint(row.uidvalidity, row.last_uid)
 
     async def save(self, account: str, folder: str, uidvalidity: int, last_uid: int) -> None:
-        """Insert or overwrite the row in one statement (no read-then-write race)."""
-        values = {
-            "account": account,
-            "folder": folder,
-            "uidvalidity": uidvalidity,
-            "last_uid": last_uid,
-            "updated_at": utcnow(),
-        }
-        insert: Any = pg_insert if self.db.dialect == "postgresql" else sqlite_insert
-        statement = (
-            insert(ImapCheckpoint)
-            .values(**values)
-            .on_conflict_do_update(
-                index_elements=[ImapCheckpoint.account, ImapCheckpoint.folder],
-                set_={k: values[k] for k in ("uidvalidity", "last_uid", "updated_at")},
-            )
-        )
         with _storage_errors():
-            async with self.db.session() as session, session.begin():
-                await session.execute(statement)
+            await self.writes.submit(SaveCheckpoint(account, folder, uidvalidity, last_uid))
 
 
 @contextmanager

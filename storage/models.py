@@ -156,8 +156,21 @@ class Technician(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     email: Mapped[str | None] = mapped_column(String(320))
     phone: Mapped[str | None] = mapped_column(String(32))
-    area_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id"))
-    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    language: Mapped[str] = mapped_column(String(8), default="es")
+    # An unavailable technician (on leave, gone) gets no new cases.
+    available: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class TechnicianArea(Base):
+    """The areas a technician works in (many to many)."""
+
+    __tablename__ = "technician_areas"
+    technician_id: Mapped[int] = mapped_column(
+        ForeignKey("technicians.id", ondelete="CASCADE"), primary_key=True
+    )
+    area_id: Mapped[int] = mapped_column(
+        ForeignKey("areas.id", ondelete="CASCADE"), primary_key=True
+    )
 
 
 class Category(Base):
@@ -258,6 +271,7 @@ class Case(Base):
     is_public: Mapped[bool] = mapped_column(Boolean, default=True)
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    cloned_from_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
     solution: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -266,6 +280,8 @@ class Case(Base):
     escalation_level: Mapped[int] = mapped_column(Integer, default=0)
     reopen_at: Mapped[datetime | None] = mapped_column()
     closed_at: Mapped[datetime | None] = mapped_column()
+    # Bumped by every change of the case's fields: the API's ETag (If-Match → 412).
+    version: Mapped[int] = mapped_column(Integer, default=1)
 
 
 class Inbound(Base):
@@ -287,6 +303,9 @@ class Inbound(Base):
     status: Mapped[str] = mapped_column(String(20))  # processed | failed
     error: Mapped[str | None] = mapped_column(Text)
     raw: Mapped[bytes] = mapped_column(LargeBinary)
+    # A digest of what the sender said (not of transport details): tells a true
+    # retransmission from another message that reuses the same external id.
+    fingerprint: Mapped[str | None] = mapped_column(String(64))
     normalized: Mapped[dict[str, Any] | None] = mapped_column()
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
     retries: Mapped[int] = mapped_column(Integer, default=0)

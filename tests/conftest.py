@@ -13,18 +13,24 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import select, update
 
+from cases.catalog_edit import BUMP_VERSION
+from cases.intake_batch import IntakeBatch
+from cases.operations import AcceptMessage
 from config import event_loop
 from config.app import Services, build_http_app, open_services
 from config.settings import DEFAULT_CONFIG, Settings, load_settings
 from storage import migrate
 from storage.auth import create_token
+from storage.models import Status
 
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
@@ -100,18 +106,38 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
     return make_settings(tmp_path, db_url)
 
 
+# Tests that run the write path as the daemon does (on SQLite, in the writer process);
+# the rest write in a thread so that they can reach into the executors.
+DAEMON_WRITER_PATHS = ("tests/storage/", "tests/console/", "tests/cases/", "tests/test_cli_ops.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = Path(str(config.rootpath))
+    for item in items:
+        where = Path(str(item.path)).relative_to(root).as_posix()
+        if where.startswith(DAEMON_WRITER_PATHS):
+            item.add_marker("writer_process")
+
+
 @pytest.fixture
-async def services(settings: Settings) -> AsyncIterator[Services]:
-    """Migrated database, seeded catalog, and the intake writer running."""
+async def services(settings: Settings, request: pytest.FixtureRequest) -> AsyncIterator[Services]:
+    """Migrated database, seeded catalog, and the write path running (on SQLite in the
+    writer process for tests marked ``writer_process``)."""
     if not settings.database.is_sqlite:
         await migrate.upgrade(settings.database.url)
     svc = await open_services(settings)
-    task = asyncio.create_task(svc.writer.run())
-    await svc.writer.wait_started()
+    if request.node.get_closest_marker("writer_process") is not None:
+        try:
+            await svc.start_writer_process()
+        except BaseException:
+            await svc.close()
+            raise
+    task = asyncio.create_task(svc.writes.run())
+    await svc.writes.wait_started()
     try:
         yield svc
     finally:
-        await svc.writer.close()
+        await svc.writes.close()
         await task
         await svc.close()
 
@@ -121,6 +147,31 @@ async def client(services: Services) -> AsyncIterator[TestClient[object, object]
     app = build_http_app(services)
     async with TestClient(TestServer(app)) as test_client:
         yield test_client
+
+
+def intake_batch(services: Services) -> IntakeBatch:
+    """The in-thread intake executor, for tests that reach into it."""
+    executor = services.runner.executors[AcceptMessage]
+    assert isinstance(executor, IntakeBatch)
+    return executor
+
+
+@asynccontextmanager
+async def broken_routing(services: Services) -> AsyncIterator[None]:
+    """The catalog without a default status while inside: routing fails for every new
+    case, in whichever process the writer runs (it sees the catalog version move)."""
+    async with services.db.session() as session, session.begin():
+        default = await session.scalar(select(Status.id).where(Status.is_default.is_(True)))
+        await session.execute(update(Status).values(is_default=False))
+        await session.execute(BUMP_VERSION)
+    try:
+        yield
+    finally:
+        async with services.db.session() as session, session.begin():
+            await session.execute(
+                update(Status).where(Status.id == default).values(is_default=True)
+            )
+            await session.execute(BUMP_VERSION)
 
 
 TokenFactory = Callable[[str], Awaitable[str]]

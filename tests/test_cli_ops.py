@@ -14,8 +14,8 @@ from aiohttp.test_utils import TestClient
 from config.app import Services
 from config.cli_ops import add_ops_parsers
 from intake.message import AcceptResult, Address, Channel, InboundMessage
-from routing.catalog import CatalogSnapshot
 from storage.queries import get_case
+from tests.conftest import broken_routing
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -28,10 +28,7 @@ async def run(services: Services, *argv: str) -> tuple[int, str]:
     """Call the handler the way ``config.cli`` does; returns (exit code, output)."""
     args = parse(*argv)
     out = io.StringIO()
-    extra: dict[str, Any] = (
-        {"writer": services.writer} if getattr(args, "needs_writer", False) else {}
-    )
-    code: int = await args.handler(services.db, args, out, **extra)
+    code: int = await args.handler(services, args, out)
     return code, out.getvalue()
 
 
@@ -146,12 +143,8 @@ async def test_cases_show_unknown_number_exits_1(services: Services) -> None:
 
 async def failing(services: Services) -> AcceptResult:
     """Accept a message while the catalog has no defaults, so routing fails."""
-    saved = services.catalog.current
-    services.catalog.current = CatalogSnapshot()
-    try:
+    async with broken_routing(services):
         result = await accept(services, "falla@example.com")
-    finally:
-        services.catalog.current = saved
     assert result.outcome == "failed"
     return result
 
@@ -192,11 +185,8 @@ async def test_inbound_retry_replays_a_failed_row_into_a_case(services: Services
 async def test_inbound_retry_all_failed_and_still_failing(services: Services) -> None:
     first = await failing(services)
     second = await failing(services)
-    services.catalog.current, saved = CatalogSnapshot(), services.catalog.current
-    try:
+    async with broken_routing(services):
         code, output = await run(services, "inbound", "retry", "--all-failed")
-    finally:
-        services.catalog.current = saved
     assert code == 1
     assert output.count("still failed") == 2
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from intake.conversation import normalize_subject
+from cases.threads import normalize_subject
 from intake.email.ingest import EmailIngest, EmailSource, raw_message_id
 from intake.email.parse import EmailParseError
 from intake.message import AcceptResult, Channel

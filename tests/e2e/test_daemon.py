@@ -172,7 +172,7 @@ def test_tour_form_api_cli_and_graceful_stop(daemon: DaemonProcess, db_url: str)
             async with session.get(f"{daemon.base}/metrics") as resp:
                 metrics = await resp.text()
             async with session.get(f"{daemon.base}/readyz") as resp:
-                writer = (await resp.json())["checks"]["intake_writer"]
+                writer = (await resp.json())["checks"]["write_path"]
             assert (
                 'ventanilla_inbound_messages_total{channel="web",outcome="accepted"} 1.0' in metrics
             )

@@ -322,7 +322,12 @@ def poller_for(
         password=account.password,
         **settings,  # type: ignore[arg-type]
     )
-    return ImapPoller(name, config, ingest or email_ingest(services), CheckpointStore(services.db))
+    return ImapPoller(
+        name,
+        config,
+        ingest or email_ingest(services),
+        CheckpointStore(services.db, services.writes),
+    )
 
 
 @asynccontextmanager

@@ -50,7 +50,7 @@ async def test_existing_mail_is_committed_then_moved(
     assert [row.raw for row in rows] == sent
     assert all(row.channel == "email" for row in rows)
     assert poller.state()["last_uid"] == 2
-    stored = await CheckpointStore(services.db).load("soporte", "INBOX")
+    stored = await CheckpointStore(services.db, services.writes).load("soporte", "INBOX")
     assert stored is not None and stored.last_uid == 2
 
 
@@ -181,7 +181,7 @@ async def test_uidvalidity_change_rereads_the_folder_without_duplicates(
     assert [row.raw for row in await inbound_rows(services)] == [*old, new]
     assert reread.status.messages.get("duplicate") == 2
     assert reread.state()["uidvalidity"] == new_validity
-    stored = await CheckpointStore(services.db).load("soporte", folder)
+    stored = await CheckpointStore(services.db, services.writes).load("soporte", folder)
     assert stored is not None and (stored.uidvalidity, stored.last_uid) == (new_validity, 3)
 
 

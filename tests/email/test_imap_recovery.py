@@ -119,7 +119,7 @@ async def test_committed_but_unmoved_mail_is_moved_on_reconnect(
     uid = await asyncio.to_thread(imap_account.append, raw)
     validity = await asyncio.to_thread(imap_account.uidvalidity)
     await email_ingest(services).ingest(raw, EmailSource("imap:soporte"))
-    await CheckpointStore(services.db).save("soporte", "INBOX", validity, uid)
+    await CheckpointStore(services.db, services.writes).save("soporte", "INBOX", validity, uid)
     poller = poller_for(services, imap_account, after="move", move_to="Hecho")
     async with running(poller):
 
@@ -294,7 +294,7 @@ async def test_stop_does_not_wait_for_a_hung_server(services: Services) -> None:
 
 
 async def test_checkpoint_store_round_trip(services: Services) -> None:
-    store = CheckpointStore(services.db)
+    store = CheckpointStore(services.db, services.writes)
     assert await store.load("soporte", "INBOX") is None
     await store.save("soporte", "INBOX", 4_000_000_000, 7)  # UIDVALIDITY is unsigned 32-bit
     await store.save("ventas", "INBOX", 1, 3)

@@ -16,7 +16,8 @@ from routing.catalog import CatalogSnapshot
 from storage import migrate
 from storage.db import Database, StorageUnavailable
 from storage.models import Case, CaseEvent, Customer, Inbound, Message, Notification
-from tests.conftest import make_settings
+from storage.write_path import WritePath
+from tests.conftest import intake_batch, make_settings
 
 
 def msg(
@@ -91,7 +92,7 @@ async def test_duplicate_external_id_is_one_case(services: Services) -> None:
 
 async def test_concurrent_accepts_are_group_committed(services: Services) -> None:
     sizes: list[int] = []
-    services.writer.on_batch = sizes.append
+    services.writes.on_batch = sizes.append
     results = await asyncio.gather(
         *(services.writer.accept(msg(email=f"c{i}@example.com")) for i in range(100))
     )
@@ -149,13 +150,19 @@ async def test_message_naming_a_missing_attachment_fails_alone(services: Service
     assert "not in the store" in (results[1].error or "")
 
 
-async def test_routing_failure_is_kept_and_replayed(services: Services) -> None:
-    good_catalog = services.catalog.current
-    services.catalog.current = CatalogSnapshot()  # no defaults: routing cannot decide
+async def test_routing_failure_is_kept_and_replayed(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = intake_batch(services).engine
+
+    def no_defaults(msg: Any, catalog: CatalogSnapshot) -> Any:
+        return type(engine).decide(engine, msg, CatalogSnapshot())  # routing cannot decide
+
+    monkeypatch.setattr(engine, "decide", no_defaults)
     result = await services.writer.accept(msg(ext="replay-me"))
     assert result.outcome == "failed" and "routing" in (result.error or "")
     assert await count(services, Case) == 0
-    services.catalog.current = good_catalog
+    monkeypatch.undo()
     replayed = await services.writer.retry(result.inbound_id)
     assert replayed.outcome == "created" and replayed.inbound_id == result.inbound_id
     async with services.db.session() as session:
@@ -167,14 +174,13 @@ async def test_routing_failure_is_kept_and_replayed(services: Services) -> None:
 
 async def test_storage_down_raises_storage_unavailable(services: Services) -> None:
     dead = Database("postgresql+asyncpg://postgres@127.0.0.1:1/nowhere")
-    writer = IntakeWriter(
-        dead, services.catalog, services.writer.batch_writer, services.intake_metrics
-    )
-    task = asyncio.create_task(writer.run())
-    await writer.wait_started()
+    writes = WritePath(dead, services.runner)
+    writer = IntakeWriter(dead, writes, services.intake_metrics)
+    task = asyncio.create_task(writes.run())
+    await writes.wait_started()
     with pytest.raises(StorageUnavailable):
         await writer.accept(msg())
-    await writer.close()
+    await writes.close()
     await task
     await dead.close()
 
@@ -185,16 +191,16 @@ async def test_two_writers_never_share_a_case_number(tmp_path, db_url: str) -> N
     if not settings.database.is_sqlite:
         await migrate.upgrade(settings.database.url)
     a, b = await open_services(settings), await open_services(settings)
-    tasks = [asyncio.create_task(s.writer.run()) for s in (a, b)]
-    await a.writer.wait_started()
-    await b.writer.wait_started()
+    tasks = [asyncio.create_task(s.writes.run()) for s in (a, b)]
+    await a.writes.wait_started()
+    await b.writes.wait_started()
     try:
         results = await asyncio.gather(
             *((a if i % 2 else b).writer.accept(msg(email=f"w{i}@example.com")) for i in range(60))
         )
     finally:
         for s in (a, b):
-            await s.writer.close()
+            await s.writes.close()
         await asyncio.gather(*tasks)
     numbers = sorted(r.case_number or "" for r in results)
     assert numbers == [f"CAS-{n:06d}" for n in range(1, 61)]
@@ -236,7 +242,7 @@ async def test_the_next_batch_is_handed_over_before_the_last_is_answered(
     """When mail waited while a batch was written, it goes to the database before that
     batch's senders get their answers (the writer does not idle while the event loop
     writes replies); with nothing waiting, the answers go at once."""
-    writer = services.writer
+    writer, writes = services.writer, services.writes
     order: list[str] = []
     started = asyncio.Event()
 
@@ -244,16 +250,17 @@ async def test_the_next_batch_is_handed_over_before_the_last_is_answered(
         order.append(f"batch of {size}")
         started.set()
 
-    writer.on_batch = on_batch
+    writes.on_batch = on_batch
     hold = asyncio.Event()
-    real_write_items = writer._write_items
+    real_before_write = writes.before_write
+    assert real_before_write is not None
 
-    async def held(items: Any) -> Any:
+    async def held(ops: Any) -> None:
         if len(order) == 1:
             await hold.wait()
-        return await real_write_items(items)
+        await real_before_write(ops)
 
-    monkeypatch.setattr(writer, "_write_items", held)
+    monkeypatch.setattr(writes, "before_write", held)
 
     def tracked(n: int) -> asyncio.Task[AcceptResult]:
         task = asyncio.ensure_future(writer.accept(msg(email=f"o{n}@example.com")))

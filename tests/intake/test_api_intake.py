@@ -9,7 +9,7 @@ from sqlalchemy import func, select, update
 
 from config.app import Services
 from storage.models import Area, Case, Category, Inbound, Notification
-from tests.conftest import TokenFactory
+from tests.conftest import TokenFactory, intake_batch
 
 Client = Any
 URL = "/api/v1/intake"
@@ -210,7 +210,7 @@ async def test_failed_routing_answers_202(
     def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("rule engine bug")
 
-    monkeypatch.setattr(services.writer.batch_writer.engine, "decide", broken)
+    monkeypatch.setattr(intake_batch(services).engine, "decide", broken)
     resp = await client.post(URL, json=body(), headers=auth(await make_token("intake")))
     assert resp.status == 202
     assert (await resp.json())["status"] == "failed"

@@ -10,10 +10,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
+from cases.threads import ThreadingPolicy, normalize_subject
 from config.app import Services
-from intake.conversation import ThreadingPolicy, normalize_subject
 from intake.message import AcceptResult, Address, Channel, InboundMessage
 from storage.models import Case, CaseEvent, Notification, utcnow
+from tests.conftest import intake_batch
 
 
 def mail(
@@ -111,7 +112,7 @@ async def test_same_sender_and_subject_within_window(services: Services) -> None
     later = await services.writer.accept(mail("Sin conexión"))
     assert later.outcome == "created"
     # And the rule can be switched off.
-    services.writer.batch_writer.threading = ThreadingPolicy(same_subject_days=0)
+    intake_batch(services).threading = ThreadingPolicy(same_subject_days=0)
     off = await services.writer.accept(mail("Sin conexión"))
     assert off.outcome == "created"
 
@@ -133,7 +134,7 @@ async def test_reply_to_closed_case_reopens_it(services: Services) -> None:
 
 
 async def test_reply_to_closed_case_opens_a_linked_case(services: Services) -> None:
-    services.writer.batch_writer.threading = ThreadingPolicy(reply_to_closed="new_case")
+    intake_batch(services).threading = ThreadingPolicy(reply_to_closed="new_case")
     opened = await services.writer.accept(mail())
     await close(services, opened.case_number)
     reply = await services.writer.accept(mail(f"Re: [{opened.case_number}] sigue igual"))
@@ -145,7 +146,7 @@ async def test_reply_to_closed_case_opens_a_linked_case(services: Services) -> N
 
 
 async def test_acknowledgements_are_capped_per_sender(services: Services) -> None:
-    services.writer.batch_writer.acks_per_day = 2
+    intake_batch(services).acks_per_day = 2
     results = [await services.writer.accept(mail(f"Asunto {i}")) for i in range(3)]
     assert [r.outcome for r in results] == ["created"] * 3
     async with services.db.session() as session:

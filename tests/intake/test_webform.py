@@ -32,7 +32,7 @@ from storage.models import (
     Notification,
     Technician,
 )
-from tests.conftest import make_settings
+from tests.conftest import intake_batch, make_settings
 
 Client = TestClient[Any, Any]
 JSON = {"Accept": "application/json"}
@@ -84,12 +84,12 @@ async def custom_app(
     if not settings.database.is_sqlite:
         await migrate.upgrade(settings.database.url)
     services = await open_services(settings)
-    task = asyncio.create_task(services.writer.run())
+    task = asyncio.create_task(services.writes.run())
     try:
         async with TestClient(TestServer(build_http_app(services))) as client:
             yield client, services
     finally:
-        await services.writer.close()
+        await services.writes.close()
         await task
         await services.close()
 
@@ -352,7 +352,7 @@ async def test_failed_routing_still_answers_received(
     def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("rule engine bug")
 
-    monkeypatch.setattr(services.writer.batch_writer.engine, "decide", broken)
+    monkeypatch.setattr(intake_batch(services).engine, "decide", broken)
     resp = await client.post("/form", json=fields())
     assert resp.status == 202
     assert (await resp.json())["status"] == "failed"

@@ -36,26 +36,26 @@ async def process_services(tmp_path: Path):  # type: ignore[no-untyped-def]
     settings = make_settings(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'v.db'}")
     services = await open_services(settings)
     await services.start_writer_process()
-    task = asyncio.create_task(services.writer.run())
-    await services.writer.wait_started()
+    task = asyncio.create_task(services.writes.run())
+    await services.writes.wait_started()
     try:
         yield services
     finally:
-        await services.writer.close()
+        await services.writes.close()
         await task
         await services.close()
 
 
 async def writer_pid(services: Services) -> int:
-    assert services.writer.process is not None and services.writer.process._child is not None
-    return services.writer.process._child.proc.pid
+    assert services.writes.process is not None and services.writes.process._child is not None
+    return services.writes.process._child.proc.pid
 
 
 async def test_batches_commit_in_the_writer_process(process_services: Services) -> None:
     services = process_services
     assert await writer_pid(services) != os.getpid()
     sizes: list[int] = []
-    services.writer.on_batch = sizes.append
+    services.writes.on_batch = sizes.append
     results = await asyncio.gather(*(services.writer.accept(message(i)) for i in range(100)))
     assert sorted(r.case_number or "" for r in results) == [f"CAS-{i:06d}" for i in range(1, 101)]
     assert sum(sizes) == 100 and len(sizes) < 100  # grouped
@@ -79,7 +79,7 @@ async def test_mail_arriving_during_a_commit_goes_in_one_batch_after_it(
         sizes.append(size)
         sent.set()
 
-    services.writer.on_batch = on_batch
+    services.writes.on_batch = on_batch
     first = asyncio.create_task(services.writer.accept(message(0)))
     await sent.wait()  # the first batch is on its way to the child
     later = []
@@ -105,14 +105,14 @@ async def test_a_killed_writer_process_costs_a_retry_not_a_message(
     else:
         pytest.fail("intake did not recover after the writer process died")
     assert first.outcome == second.outcome == "created"
-    assert services.writer.running
+    assert services.writes.running
 
 
 async def test_reload_restarts_the_writer_process(process_services: Services) -> None:
     services = process_services
     before = await writer_pid(services)
-    assert services.writer.process is not None
-    await services.writer.process.restart()
+    assert services.writes.process is not None
+    await services.writes.process.restart()
     result = await services.writer.accept(message(3))
     assert result.outcome == "created"
     assert await writer_pid(services) != before

@@ -10,7 +10,6 @@ from sqlalchemy import select, update
 
 from config.app import Services
 from intake.message import AcceptResult, Address, Attachment, Channel, InboundMessage
-from routing.catalog import CatalogSnapshot
 from storage.models import Case, Status
 from storage.queries import (
     CaseFilters,
@@ -24,6 +23,7 @@ from storage.queries import (
     list_cases,
     list_inbound,
 )
+from tests.conftest import broken_routing
 
 
 async def accept(
@@ -236,14 +236,10 @@ async def test_case_detail_has_names_identities_and_timeline(services: Services)
 
 async def test_inbound_log_filters_by_status_and_lists_failed_ids(services: Services) -> None:
     ok = await accept(services)
-    saved = services.catalog.current
-    services.catalog.current = CatalogSnapshot()  # no defaults: routing fails
-    try:
+    async with broken_routing(services):
         failed = await services.writer.accept(
             InboundMessage(Channel.SMS, "SM-1", Address(phone="+5491100000000"), b"raw", text="x")
         )
-    finally:
-        services.catalog.current = saved
     assert failed.outcome == "failed"
     async with services.db.session() as session:
         everything = await list_inbound(session)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from intake.acks import AckLimiter  # noqa: F401  (the query below is the one it runs)
+from cases.acks import AckLimiter  # noqa: F401  (the query below is the one it runs)
 from storage import migrate
 from storage.db import sqlite_writer_engine
 from storage.migrate_child import MigrationFailed, upgrade_in_child

@@ -1,10 +1,11 @@
-"""Writing one batch of inbound messages inside one transaction, set-based.
+"""The intake's executor: a batch of ``AcceptMessage`` written inside one transaction, set-based.
 
 For a batch the writer issues a fixed number of statements (dedup lookup, identity lookup,
 thread lookup, then one multi-row INSERT per table) instead of a dozen per message: the
 per-statement round trip through the async driver is what makes naive intake slow (see
 PERFORMANCE.md). A message whose routing raises is stored as a failed inbound row in the
-same batch; database errors are the caller's to handle (it retries message by message).
+same batch. If the batch raises, the runner (``storage.operations``) tries each message
+alone, and one that still fails is kept by ``failed`` as a failed inbound row.
 """
 
 from __future__ import annotations
@@ -12,25 +13,30 @@ from __future__ import annotations
 import random
 import re
 import secrets
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text, update
+from sqlalchemy import update
 from sqlalchemy.engine import Connection
 
-from intake.acks import AckLimiter, acknowledgement_for
-from intake.bounces import mark_bounced
-from intake.conversation import ThreadingPolicy, find_threads
-from intake.lookups import (
-    BatchItem,
+from cases.acks import AckLimiter, acknowledgement_for
+from cases.bounces import mark_bounced
+from cases.catalog_state import CatalogInTransaction
+from cases.events import event_row
+from cases.inbound_failures import record_failed_inbound
+from cases.lookups import (
     BatchState,
     Work,
     find_customers,
     identities_of,
     mark_duplicates,
 )
+from cases.numbering import CaseNumbers
+from cases.operations import AcceptMessage, RecordFailedInbound
+from cases.statements import CASE_NUMBERS, REOPEN_CASES, TOUCH_CASES
+from cases.threads import ThreadingPolicy, find_threads
 from intake.message import AcceptResult
-from intake.statements import CASE_NUMBERS, REOPEN_CASES, RESERVE_NUMBERS, TOUCH_CASES
 from notifiers.outbox import OutboundRequest, Outbox
 from routing.catalog import CatalogSnapshot
 from routing.engine import RoutingInput, RuleEngine
@@ -43,31 +49,38 @@ from storage.models import (
     CustomerIdentity,
     Inbound,
     Message,
-    utcnow,
 )
+from storage.operations import Executor, WriteContext
 
 
-class BatchWriter:
-    """Turns a list of ``BatchItem`` into rows. Holds no state between batches."""
+class IntakeBatch(Executor):
+    """Turns a batch of ``AcceptMessage`` into rows. Holds no state between batches."""
+
+    isolated = False
 
     def __init__(
         self,
         outbox: Outbox,
         engine: RuleEngine,
+        catalogs: CatalogInTransaction,
+        numbers: CaseNumbers,
         *,
-        number_prefix: str,
-        number_width: int,
         threading: ThreadingPolicy | None = None,
         acks_per_sender_per_day: int = 0,
+        missing_files: Callable[[list[str]], set[str]] | None = None,
     ) -> None:
+        """``missing_files`` names the attachment digests not in the store: a message
+        naming one fails alone (kept as a failed row) instead of committing a dangling
+        reference."""
+        self.missing_files = missing_files
         self.outbox = outbox
         self.engine = engine
-        self.prefix = number_prefix
-        self.width = number_width
+        self.catalogs = catalogs
+        self.numbers = numbers
         self.threading = threading or ThreadingPolicy()
         self.acks_per_day = acks_per_sender_per_day
         self._refs = random.Random(secrets.randbits(128))
-        self._tag = re.compile(r"\[(" + re.escape(number_prefix) + r"\d{1,12})\]")
+        self._tag = re.compile(r"\[(" + re.escape(numbers.prefix) + r"\d{1,12})\]")
 
     def _new_ref(self) -> str:
         # Unique, not secret: a PRNG seeded once from the OS. uuid4() per row would make a
@@ -75,27 +88,66 @@ class BatchWriter:
         # to the event loop and waits to get it back (measured: it doubled the insert time).
         return f"{self._refs.getrandbits(128):032x}"
 
-    def format_number(self, n: int) -> str:
-        return f"{self.prefix}{n:0{self.width}d}"
-
-    def write(
-        self, conn: Connection, items: list[BatchItem], catalog: CatalogSnapshot
+    def run(
+        self, conn: Connection, ops: Sequence[AcceptMessage], ctx: WriteContext
     ) -> list[AcceptResult]:
-        now = utcnow()
+        catalog = self.catalogs.get(conn, ctx)
+        now = ctx.now
         st = BatchState(now=now)
-        work = [Work(item=i, identities=identities_of(i.msg)) for i in items]
+        work = [Work(item=op, identities=identities_of(op.msg)) for op in ops]
         mark_duplicates(conn, work, st)
         fresh = [w for w in work if w.duplicate_of is None]
-        find_customers(conn, fresh, st)
-        find_threads(conn, fresh, self._tag, self.threading, catalog, now)
-        for w in fresh:
-            if w.case_id is None:
-                self._route(w, catalog, now)
-        self._insert_customers(conn, fresh, st)
-        self._insert_cases(conn, fresh, catalog, now)
+        self._check_files(fresh)
+        usable = [w for w in fresh if w.outcome != "failed"]
+        find_customers(conn, usable, st)
+        find_threads(conn, usable, self._tag, self.threading, catalog, now)
+        self._route_openers(usable, catalog, now)
+        self._insert_customers(conn, usable, st)
+        self._insert_cases(conn, usable, catalog, now)
         self._insert_inbound(conn, fresh, now)
         self._insert_timeline(conn, fresh, catalog, now)
         return [self._result(w, st) for w in work]
+
+    def _check_files(self, work: list[Work]) -> None:
+        wanted = [a.sha256 for w in work for a in w.item.msg.attachments]
+        if not wanted or self.missing_files is None:
+            return
+        missing = self.missing_files(wanted)
+        for w in work:
+            gone = [a.sha256 for a in w.item.msg.attachments if a.sha256 in missing]
+            if gone:
+                w.outcome = "failed"
+                w.error = f"attachment {gone[0]} is not in the store"
+
+    def failed(
+        self, conn: Connection, op: AcceptMessage, error: Exception, ctx: WriteContext
+    ) -> AcceptResult:
+        """Keep the message as a failed row: nothing accepted is ever lost."""
+        msg = op.msg
+        return record_failed_inbound(
+            conn,
+            RecordFailedInbound(
+                msg.channel, msg.external_id, msg.raw, f"{type(error).__name__}: {error}"
+            ),
+            ctx.now,
+            normalized=msg.to_json(),
+            retry_of=op.retry_of,
+        )
+
+    def _route_openers(self, work: list[Work], catalog: CatalogSnapshot, now: datetime) -> None:
+        """Route every message that opens a case; a batch-mate joining an opener whose
+        routing failed opens the case itself (and later joiners follow it)."""
+        replaced: dict[int, Work] = {}
+        for w in work:
+            if w.joins is not None:
+                opener = replaced.get(id(w.joins), w.joins)
+                if opener.outcome == "created":
+                    w.joins = opener
+                    continue
+                replaced[id(w.joins)] = w
+                w.joins, w.outcome, w.reasons = None, "", ()
+            if w.case_id is None:
+                self._route(w, catalog, now)
 
     # --- lookups ---------------------------------------------------------------------
 
@@ -135,6 +187,7 @@ class BatchWriter:
             "is_public": True,
             "solution": "",
             "escalation_level": 0,
+            "version": 1,
             "created_at": now,
             "updated_at": now,
             "parent_id": w.parent_case_id,
@@ -183,8 +236,8 @@ class BatchWriter:
     ) -> None:
         new = [w for w in work if w.new_case is not None and w.outcome == "created"]
         if new:
-            for w, number in zip(new, reserve_case_numbers(conn, len(new)), strict=True):
-                w.case_number = self.format_number(number)
+            for w, number in zip(new, self.numbers.reserve(conn, len(new)), strict=True):
+                w.case_number = number
                 assert w.new_case is not None
                 w.new_case.update(number=w.case_number, customer_id=w.customer_id)
             case_ids = insert_returning_ids(
@@ -192,7 +245,10 @@ class BatchWriter:
             )
             for w, case_id in zip(new, case_ids, strict=True):
                 w.case_id = case_id
-        continued = {w.case_id for w in work if w.outcome == "continued"}
+        for w in work:
+            if w.joins is not None:
+                w.case_id, w.case_number = w.joins.case_id, w.joins.case_number
+        continued = {w.case_id for w in work if w.outcome == "continued" and w.joins is None}
         if continued:
             conn.execute(TOUCH_CASES, {"ids": list(continued), "now": now})
             reopened = {w.case_id for w in work if w.reopen and w.outcome == "continued"}
@@ -204,7 +260,7 @@ class BatchWriter:
             rows = conn.execute(CASE_NUMBERS, {"ids": list(continued)})
             numbers = {r.id: r.number for r in rows}
             for w in work:
-                if w.outcome == "continued" and w.case_id is not None:
+                if w.outcome == "continued" and w.joins is None and w.case_id is not None:
                     w.case_number = numbers[w.case_id]
 
     def _insert_inbound(self, conn: Connection, work: list[Work], now: datetime) -> None:
@@ -330,13 +386,8 @@ class BatchWriter:
         self.outbox.enqueue(conn, acks, now)
 
     def _event(self, w: Work, kind: str, detail: dict[str, Any], now: datetime) -> dict[str, Any]:
-        return {
-            "case_id": w.case_id,
-            "kind": kind,
-            "detail": detail,
-            "actor": "system",
-            "created_at": now,
-        }
+        assert w.case_id is not None
+        return event_row(w.case_id, kind, detail, "system", now)
 
     def _result(self, w: Work, st: BatchState) -> AcceptResult:
         if w.duplicate_of is not None:
@@ -346,23 +397,3 @@ class BatchWriter:
             inbound_id, case_id = w.duplicate_of
             return AcceptResult("duplicate", inbound_id, st.dup_numbers.get(case_id or 0))
         return AcceptResult(w.outcome, w.inbound_id, w.case_number, w.error, w.reasons)
-
-
-def reserve_case_numbers(conn: Connection, count: int) -> list[int]:
-    """``count`` new case numbers, unique across every writer of the database.
-
-    PostgreSQL: from the ``case_numbers`` sequence (no lock, so concurrent batches and
-    daemons never wait on each other; a rolled-back batch leaves a gap). SQLite: one
-    UPDATE … RETURNING of the counter row, safe because the writer holds the database's
-    only write lock (BEGIN IMMEDIATE) until commit. The unique index on cases.number is
-    the backstop on both.
-    """
-    if conn.dialect.name == "postgresql":
-        rows = conn.execute(
-            text("SELECT nextval('case_numbers') FROM generate_series(1, :n)"), {"n": count}
-        )
-        return sorted(int(n) for n in rows.scalars())
-    last = conn.scalar(RESERVE_NUMBERS, {"n": count})
-    if last is None:
-        raise RuntimeError("case counter row missing: run `ventanilla db upgrade`")
-    return list(range(last - count + 1, last + 1))

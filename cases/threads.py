@@ -10,7 +10,11 @@ In order (first hit wins):
    into a subject must not let a stranger write into someone else's case.
 4. Email only, when enabled: the same customer with the same normalized subject on a case
    updated within ``same_subject_days``.
-A hit on a closed case is reopened or becomes a new case linked to it, per policy.
+The same rules hold between the messages of one batch, in arrival order: a reply that is
+committed together with the message it answers, or several quick mails from one sender
+with one subject, continue the case the first of them opens (``Work.joins``).
+A hit on a case merged into another lands on the case it was merged into. A hit on a
+closed case is reopened or becomes a new case linked to it, per policy.
 """
 
 from __future__ import annotations
@@ -21,9 +25,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Connection
 
-from intake.lookups import Work
-from intake.statements import (
-    CASE_STATUSES,
+from cases.lookups import Work
+from cases.statements import (
+    CASE_STATES,
     CASES_BY_NUMBER,
     MESSAGES_BY_REF,
     NOTIFICATIONS_BY_REF,
@@ -84,7 +88,66 @@ def find_threads(
         if hit is not None:
             w.case_id, w.outcome = hit, "continued"
     _same_subject(conn, [w for w in work if w.case_id is None], policy, now)
+    _follow_merges(conn, [w for w in work if w.case_id is not None])
+    _within_batch(work, policy)
     _closed_cases(conn, [w for w in work if w.case_id is not None], policy, catalog)
+
+
+def _customer_key(w: Work) -> tuple[str, int] | None:
+    """Who sent it, for batch-mates whose customer may not exist yet."""
+    if w.customer_id is not None:
+        return ("id", w.customer_id)
+    if w.new_customer is not None:
+        return ("new", w.new_customer)
+    return None
+
+
+def _within_batch(work: list[Work], policy: ThreadingPolicy) -> None:
+    """Apply the reply and subject rules between batch-mates, in arrival order.
+
+    A message that continues a known case makes later replies to it continue that case
+    too; one that opens a case becomes the case later batch-mates join.
+    """
+    threads: dict[object, Work | int] = {}  # Message-ID or (sender, subject) → opener / case
+    for w in work:
+        msg = w.item.msg
+        keys: list[object] = [msg.external_id] if msg.channel.value == "email" else []
+        sender = _customer_key(w)
+        subject = normalize_subject(msg.subject)
+        if msg.channel.value == "email" and policy.same_subject_days > 0 and sender and subject:
+            keys.append((sender, subject))
+        if w.case_id is None:
+            target = next((threads[r] for r in msg.in_reply_to if r in threads), None)
+            if target is None and len(keys) > 1:
+                target = threads.get(keys[1])
+            if isinstance(target, int):
+                w.case_id, w.outcome = target, "continued"
+                w.reasons = ("reply to a message of the same batch",)
+            elif target is not None:
+                w.joins, w.outcome = target, "continued"
+                w.reasons = ("continues a case opened in the same batch",)
+        for key in keys:
+            threads.setdefault(key, w.case_id if w.case_id is not None else (w.joins or w))
+
+
+def _follow_merges(conn: Connection, work: list[Work]) -> None:
+    """A message for a case merged into another goes to the case it was merged into."""
+    pending = {w.case_id for w in work if w.case_id is not None}
+    target: dict[int, int] = {}
+    for _hop in range(20):  # chains are short; the bound guards against a corrupt loop
+        if not pending:
+            break
+        rows = conn.execute(CASE_STATES, {"ids": sorted(pending)})
+        pending = set()
+        for r in rows:
+            if r.merged_into_id is not None:
+                target[r.id] = r.merged_into_id
+                pending.add(r.merged_into_id)
+    for w in work:
+        seen = 0
+        while w.case_id in target and seen < 20:
+            w.case_id = target[w.case_id]
+            seen += 1
 
 
 def _parents(conn: Connection, work: list[Work]) -> None:
@@ -130,7 +193,7 @@ def _closed_cases(
     if not work:
         return
     rows = conn.execute(
-        CASE_STATUSES, {"ids": sorted({w.case_id for w in work if w.case_id is not None})}
+        CASE_STATES, {"ids": sorted({w.case_id for w in work if w.case_id is not None})}
     )
     closed = {
         r.id

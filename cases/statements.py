@@ -61,7 +61,7 @@ RECENT_CASES_OF = (
     )
     .order_by(Case.updated_at.desc())
 )
-CASE_STATUSES = select(Case.id, Case.status_id).where(_in(Case.id, "ids"))
+CASE_STATES = select(Case.id, Case.status_id, Case.merged_into_id).where(_in(Case.id, "ids"))
 
 # Acknowledgements sent per recipient in the last day (params: recipients, since).
 ACKS_SENT = (
@@ -80,7 +80,9 @@ TOUCH_CASES = (
     update(Case).where(_in(Case.id, "ids")).values(updated_at=bindparam("now", type_=UtcDateTime()))
 )
 REOPEN_CASES = (
-    update(Case).where(_in(Case.id, "ids")).values(status_id=bindparam("status"), closed_at=None)
+    update(Case)
+    .where(_in(Case.id, "ids"))
+    .values(status_id=bindparam("status"), closed_at=None, version=Case.version + 1)
 )
 
 # SQLite's case counter: reserve ``n`` numbers (param: n).

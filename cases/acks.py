@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Connection
 
-from intake.lookups import Work
-from intake.statements import ACKS_SENT
+from cases.lookups import Work
+from cases.statements import ACKS_SENT
 from notifiers.outbox import OutboundRequest
 from routing.catalog import CatalogSnapshot
 

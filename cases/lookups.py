@@ -1,7 +1,7 @@
 """The lookups that start a batch: duplicates, known customers, and threads to continue.
 
-Each is one query for the whole batch (``intake.statements``); the results are written
-onto the batch's ``Work`` items for ``intake.batch`` to insert from.
+Each is one query for the whole batch (``cases.statements``); the results are written
+onto the batch's ``Work`` items for ``cases.intake_batch`` to insert from.
 """
 
 from __future__ import annotations
@@ -13,21 +13,14 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from cases.operations import AcceptMessage
+from cases.statements import CASE_NUMBERS, DUPLICATES, IDENTITIES
 from intake.message import InboundMessage
-from intake.statements import CASE_NUMBERS, DUPLICATES, IDENTITIES
 
 
-@dataclass
-class BatchItem:
-    """A message waiting to be written; ``retry_of`` names a failed inbound row to replay."""
-
-    msg: InboundMessage
-    retry_of: int | None = None
-
-
-def attachment_digests(items: Sequence[BatchItem]) -> list[str]:
-    """The stored files a batch refers to: flushed to disk before its commit."""
-    return [a.sha256 for item in items for a in item.msg.attachments]
+def attachment_digests(ops: Sequence[object]) -> list[str]:
+    """The stored files the messages among ``ops`` refer to: flushed before the commit."""
+    return [a.sha256 for op in ops if isinstance(op, AcceptMessage) for a in op.msg.attachments]
 
 
 @dataclass
@@ -42,7 +35,7 @@ class BatchState:
 
 @dataclass(eq=False)  # hashed by identity: used as a dict key within a batch
 class Work:
-    item: BatchItem
+    item: AcceptMessage
     outcome: str = ""
     error: str | None = None
     customer_id: int | None = None
@@ -56,6 +49,7 @@ class Work:
     identities: list[tuple[str, str]] = field(default_factory=list)
     parent_case_id: int | None = None  # a new case linked to the closed one answered
     reopen: bool = False  # continues a closed case that the policy reopens
+    joins: Work | None = None  # continues the case a batch-mate opens
 
 
 def identities_of(msg: InboundMessage) -> list[tuple[str, str]]:

@@ -1,0 +1,89 @@
+"""Executors of ``UpdateCase`` and ``AddNote``: an agent's changes to one case.
+
+A change is checked (``cases.case_fields``), written with the case's version bumped, and
+recorded as an ``updated`` event with its actor and every field's before and after. The
+update is conditional on the version read (optimistic locking), so two agents who read the
+same version cannot both write: the second is refused as stale, and with ``If-Match`` the
+caller is told so before anything changes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection, Row
+
+from cases.case_fields import find_case, plan_changes
+from cases.catalog_state import CatalogInTransaction
+from cases.events import record_event
+from cases.operations import AddNote, CaseChanged, UpdateCase
+from storage.models import Case
+from storage.operations import Executor, OperationRefused, WriteContext
+
+MAX_NOTE = 100_000
+
+
+def check_version(case: Row[Any], expected: int | None) -> None:
+    if expected is not None and case.version != expected:
+        raise OperationRefused(
+            "stale",
+            f"{case.number} changed since it was read (version {case.version}, not {expected})",
+        )
+
+
+def refuse_merged(conn: Connection, case: Row[Any]) -> None:
+    """A merged case lives on in the case it was merged into: changes go there."""
+    if case.merged_into_id is not None:
+        into = conn.scalar(select(Case.number).where(Case.id == case.merged_into_id))
+        raise OperationRefused("conflict", f"{case.number} was merged into {into}; use {into}")
+
+
+def write_case(conn: Connection, case: Row[Any], values: dict[str, Any], ctx: WriteContext) -> int:
+    """Write ``values`` and bump the version, unless someone else did meanwhile."""
+    version = int(case.version) + 1
+    done = conn.execute(
+        update(Case)
+        .where(Case.id == case.id, Case.version == case.version)
+        .values(**values, version=version, updated_at=ctx.now)
+    )
+    if done.rowcount != 1:
+        raise OperationRefused("stale", f"{case.number} changed while it was being updated")
+    return version
+
+
+class CaseUpdater(Executor):
+    def __init__(self, catalogs: CatalogInTransaction) -> None:
+        self.catalogs = catalogs
+
+    def run_one(self, conn: Connection, op: UpdateCase, ctx: WriteContext) -> CaseChanged:
+        case = find_case(conn, op.number)
+        check_version(case, op.if_version)
+        refuse_merged(conn, case)
+        plan = plan_changes(conn, case, op.changes, self.catalogs.get(conn, ctx), ctx.now)
+        if not plan.changes:
+            return CaseChanged(case.number, case.version, at=ctx.now)
+        version = write_case(conn, case, plan.values, ctx)
+        event_id = record_event(
+            conn,
+            case.id,
+            "updated",
+            {"changes": {k: {"before": b, "after": a} for k, (b, a) in plan.changes.items()}},
+            op.actor,
+            ctx.now,
+        )
+        return CaseChanged(case.number, version, plan.changes, event_id, at=ctx.now)
+
+
+class NoteWriter(Executor):
+    def run_one(self, conn: Connection, op: AddNote, ctx: WriteContext) -> CaseChanged:
+        text = op.text.strip()
+        if not text:
+            raise OperationRefused("invalid", "a note needs text", "text")
+        if len(text) > MAX_NOTE:
+            raise OperationRefused("invalid", f"a note is at most {MAX_NOTE} characters", "text")
+        case = find_case(conn, op.number)
+        refuse_merged(conn, case)
+        event_id = record_event(conn, case.id, "note", {"text": text}, op.actor, ctx.now)
+        conn.execute(update(Case).where(Case.id == case.id).values(updated_at=ctx.now))
+        return CaseChanged(case.number, case.version, event_id=event_id, at=ctx.now)

@@ -1,0 +1,112 @@
+"""Which executor runs which operation: the write path's registry, built from plain values.
+
+The writer process (``storage.writer_process``) builds its own registry from a
+``WriterSpec``: plain fields keep the child from importing the configuration layer
+(pydantic, the HTTP and mail stacks) just to read a few settings, which kept its memory at
+the size of the whole daemon's. The daemon's event loop builds the same registry for the
+in-thread and PostgreSQL paths, so both run the same code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from cases.catalog_edit import CatalogEditor
+from cases.catalog_state import CatalogInTransaction
+from cases.edit import CaseUpdater, NoteWriter
+from cases.inbound_failures import FailedInboundRecorder
+from cases.intake_batch import IntakeBatch
+from cases.lookups import attachment_digests
+from cases.merge import CaseCloner, CaseMerger
+from cases.numbering import CaseNumbers
+from cases.operations import (
+    AcceptMessage,
+    AddNote,
+    CloneCase,
+    DeleteCatalogItem,
+    MergeCase,
+    RecordFailedInbound,
+    SaveCatalogItem,
+    UpdateCase,
+)
+from cases.threads import ThreadingPolicy
+from intake.attachments import AttachmentStore, BackgroundSync
+from notifiers.outbox import Outbox
+from notifiers.templates import TemplateRenderer
+from routing.engine import RuleEngine
+from storage.auth import CreateToken, RevokeToken, TokenWriter
+from storage.checkpoints import CheckpointWriter, SaveCheckpoint
+from storage.operations import Executor, TransactionRunner
+
+
+@dataclass(frozen=True)
+class WriterSpec:
+    default_language: str
+    message_id_domain: str
+    number_prefix: str
+    number_width: int
+    same_subject_days: int
+    reply_to_closed: str
+    reopen_status: str
+    merged_status: str | None
+    acks_per_sender_per_day: int
+    attachments_dir: Path  # the store whose files the writer process flushes before a commit
+
+    def executors(self, renderer: TemplateRenderer | None = None) -> dict[type, Executor]:
+        renderer = renderer or TemplateRenderer(default_language=self.default_language)
+        catalogs = CatalogInTransaction()
+        numbers = CaseNumbers(self.number_prefix, self.number_width)
+        intake = IntakeBatch(
+            Outbox(renderer, self.message_id_domain),
+            RuleEngine(),
+            catalogs,
+            numbers,
+            threading=ThreadingPolicy(
+                same_subject_days=self.same_subject_days,
+                reply_to_closed=self.reply_to_closed,
+                reopen_status=self.reopen_status,
+            ),
+            acks_per_sender_per_day=self.acks_per_sender_per_day,
+            missing_files=AttachmentStore(self.attachments_dir).missing,
+        )
+        catalog_editor = CatalogEditor(catalogs)
+        tokens = TokenWriter()
+        return {
+            AcceptMessage: intake,
+            RecordFailedInbound: FailedInboundRecorder(),
+            UpdateCase: CaseUpdater(catalogs),
+            AddNote: NoteWriter(),
+            MergeCase: CaseMerger(catalogs, self.merged_status),
+            CloneCase: CaseCloner(catalogs, numbers),
+            SaveCatalogItem: catalog_editor,
+            DeleteCatalogItem: catalog_editor,
+            CreateToken: tokens,
+            RevokeToken: tokens,
+            SaveCheckpoint: CheckpointWriter(),
+        }
+
+    def runner(self, renderer: TemplateRenderer | None = None) -> TransactionRunner:
+        return TransactionRunner(self.executors(renderer))
+
+
+class SyncedRunner:
+    """The runner with the batch's attachment files flushed meanwhile: it returns (and the
+    transaction commits) only once they are on disk."""
+
+    def __init__(self, runner: TransactionRunner, sync: BackgroundSync) -> None:
+        self.runner = runner
+        self.sync = sync
+
+    def __call__(self, conn: Connection, ops: Sequence[Any]) -> list[Any]:
+        with self.sync.around(attachment_digests(ops)):
+            return self.runner(conn, ops)
+
+
+def process_runner(spec: WriterSpec) -> SyncedRunner:
+    """The writer process's factory: runs once in the child."""
+    return SyncedRunner(spec.runner(), BackgroundSync(AttachmentStore(spec.attachments_dir)))
