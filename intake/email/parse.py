@@ -18,10 +18,10 @@ from email.message import Message
 from email.parser import BytesParser
 
 from intake.email import feedparser_fast  # noqa: F401  (installs itself on import)
+from intake.email.mime_charsets import HeaderCharsets, decode_bytes
 from intake.email.mime_headers import (
     HeaderMap,
     address_list,
-    decode_bytes,
     decode_header,
     message_ids,
     one_line,
@@ -87,20 +87,22 @@ def _is_ours(email: str, own_domain: str | None) -> bool:
     return domain == own or domain.endswith("." + own)
 
 
-def choose_sender(headers: HeaderMap, own_domain: str | None) -> Address:
+def choose_sender(
+    headers: HeaderMap, own_domain: str | None, charsets: HeaderCharsets | None = None
+) -> Address:
     """The customer: Reply-To (where answers must go) unless it is one of our own
     addresses, else From, else Sender, else Return-Path (RFC 5322 §3.6.2, RFC 5321 §4.4)."""
-    from_pairs = parse_addresses(headers.first("from"))
+    from_pairs = parse_addresses(headers.first("from"), charsets)
     reply_to = [
         pair
-        for pair in parse_addresses(headers.first("reply-to"))
+        for pair in parse_addresses(headers.first("reply-to"), charsets)
         if pair[1] and not _is_ours(pair[1], own_domain)
     ]
     for pairs in (
         reply_to,
         from_pairs,
-        parse_addresses(headers.first("sender")),
-        parse_addresses(headers.first("return-path")),
+        parse_addresses(headers.first("sender"), charsets),
+        parse_addresses(headers.first("return-path"), charsets),
     ):
         found = next((pair for pair in pairs if pair[1]), None)
         if found is not None:
@@ -120,9 +122,9 @@ def _thread_ids(headers: HeaderMap, own_id: str) -> tuple[str, ...]:
     return tuple(ids)[:MAX_THREAD_IDS]
 
 
-def _read_body(message: Message, raw: bytes, limits: ParseLimits) -> Body:
+def _read_body(message: Message, raw: bytes, limits: ParseLimits, charsets: HeaderCharsets) -> Body:
     try:
-        return MimeWalker(limits).run(message)
+        return MimeWalker(limits, charsets).run(message)
     except Exception as exc:  # a walker bug must not cost the mail: keep its raw text
         _, _, rest = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
         return Body(text=decode_bytes(rest, None), dropped=[f"body unreadable: {exc!r}"[:300]])
@@ -147,6 +149,7 @@ def parse_email(raw: bytes, limits: ParseLimits, own_domain: str | None = None) 
     except RecursionError as exc:
         raise EmailParseError("MIME structure nested too deeply") from exc
     headers = HeaderMap.of(message)
+    charsets = HeaderCharsets(message)
     if not len(headers) and b"\x00" in raw[:8192]:
         # Binary data with no header fields. Headerless text still parses: RFC 2046 §5.1.1
         # reads a part without headers as text/plain, and digests hold such parts.
@@ -155,7 +158,7 @@ def parse_email(raw: bytes, limits: ParseLimits, own_domain: str | None = None) 
     ids = message_ids(headers.first("message-id"))
     message_id = ids[0] if ids else "sha256:" + hashlib.sha256(raw).hexdigest()
     in_reply_to = _thread_ids(headers, message_id)
-    sender = choose_sender(headers, own_domain)
+    sender = choose_sender(headers, own_domain, charsets)
     report = _read_report(message, in_reply_to)
     if report is not None:
         auto_reason: str | None = report.reason
@@ -163,13 +166,13 @@ def parse_email(raw: bytes, limits: ParseLimits, own_domain: str | None = None) 
         senders = [e for h in ("from", "sender") for e in address_list(headers.all(h))]
         senders += [sender.email] if sender.email else []
         auto_reason = automatic_reason(headers, senders, message_id, own_domain)
-    body = _read_body(message, raw, limits)
+    body = _read_body(message, raw, limits, charsets)
     return ParsedEmail(
         message_id=message_id,
         sender=sender,
         to=address_list(headers.all("to")),
         cc=address_list(headers.all("cc")),
-        subject=one_line(decode_header(headers.first("subject") or ""), MAX_SUBJECT),
+        subject=one_line(decode_header(headers.first("subject") or "", charsets), MAX_SUBJECT),
         text=body.text,
         html=body.html,
         reply_text=strip_reply(body.text) if body.text else None,
