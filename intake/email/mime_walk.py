@@ -82,10 +82,26 @@ def param(part: Message, name: str, header: str = "content-type") -> str | None:
     return clean_text(str(value)) if value is not None else None
 
 
+_NAMING_FIELDS = ("content-disposition", "content-type")
+
+
+def _naming_fields(part: Message, charsets: HeaderCharsets | None) -> Message:
+    """``part``, or, when its Content-Disposition or Content-Type holds raw 8-bit bytes, a
+    stand-in holding those two fields read as text: compat32 hands such a field out as a
+    Header whose str() turns every raw byte into U+FFFD before the parameters are split."""
+    fields = [(k, str(v)) for k, v in part.raw_items() if k.lower() in _NAMING_FIELDS]
+    if all(value.isascii() for _, value in fields):
+        return part
+    stand_in = Message()
+    for key, value in fields:
+        stand_in[key] = clean_text(value, charsets)
+    return stand_in
+
+
 def _filename(part: Message, charsets: HeaderCharsets | None) -> str | None:
     """Content-Disposition filename, else Content-Type name (RFC 2183, RFC 2231), decoded."""
     try:
-        name = part.get_filename()
+        name = _naming_fields(part, charsets).get_filename()
     except Exception:
         return None
     return decode_header(name, charsets) if name else None
