@@ -11,6 +11,7 @@ raises: broken charsets, headers and boundaries fall back to the best reading av
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from email import policy
@@ -37,6 +38,25 @@ from intake.message import Address, PickledByFields
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 MAX_SUBJECT = 1000
 MAX_THREAD_IDS = 50  # In-Reply-To plus the newest References; older ones add nothing
+_UTF8_BOM = b"\xef\xbb\xbf"
+# What the stdlib parser takes for a header line (email.feedparser.headerRE): a field name
+# and colon, a folded continuation, or the mbox "From " envelope line (kept as unixfrom).
+_PARSER_HEADER_LINE = re.compile(rb"From |[\x21-\x39\x3b-\x7e]*:|[\t ]")
+_FIELD_LINE = re.compile(rb"([\x21-\x39\x3b-\x7e]+):")  # RFC 5322 §2.2 field name and colon
+_CONTINUATION = re.compile(rb"[\t ]")
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+MAX_STRAY_LINES = 3
+MAX_LINE = 998  # RFC 5322 §2.1.1; a longer first line is not a stray separator
+MAX_HEADER_LINES = 2000
+# Fields of a message's own header section. RFC 5322 §3.6 requires Date and From in every
+# message, so two of these in a row are a header section, not prose that names one.
+_MESSAGE_FIELDS = frozenset(
+    {
+        b"from", b"to", b"cc", b"bcc", b"subject", b"date", b"message-id", b"sender",
+        b"reply-to", b"in-reply-to", b"references", b"received", b"return-path",
+        b"delivered-to", b"mime-version", b"content-type", b"content-transfer-encoding",
+    }
+)  # fmt: skip
 
 
 class EmailParseError(Exception):
@@ -138,19 +158,68 @@ def _read_report(message: Message, refs: tuple[str, ...]) -> Report | None:
         return Report("delivery status notification") if is_report else None
 
 
+def _line_after(raw: bytes, pos: int) -> int | None:
+    """Where the line after the one starting at ``pos`` begins; None past the end."""
+    found = _LINE_END.search(raw, pos, pos + MAX_LINE + 2)
+    return found.end() if found is not None and found.end() < len(raw) else None
+
+
+def _is_header_section(raw: bytes, pos: int) -> bool:
+    """Whether header field lines start at ``pos`` and run, with their continuations, to an
+    empty line or the end (RFC 5322 §2.1), naming at least two message fields."""
+    names: set[bytes] = set()
+    for _ in range(MAX_HEADER_LINES):
+        field = _FIELD_LINE.match(raw, pos)
+        if field is not None:
+            names.add(field.group(1).lower())
+        elif not _CONTINUATION.match(raw, pos):
+            blank = raw.startswith((b"\r", b"\n"), pos) or pos >= len(raw)
+            return blank and len(names & _MESSAGE_FIELDS) >= 2
+        end = _LINE_END.search(raw, pos)
+        if end is None:
+            return len(names & _MESSAGE_FIELDS) >= 2
+        pos = end.end()
+    return False
+
+
+def header_start(raw: bytes) -> int:
+    """Where the header section begins: after a UTF-8 byte order mark, and after up to
+    ``MAX_STRAY_LINES`` lines that are no header fields (a forwarding client's "---- Original
+    message ----", an empty line, a quoted ">From " line) when header fields follow them.
+
+    The stdlib parser ends the header section at the first line that is neither a field
+    nor a continuation, so one such line in front makes every header part of the body.
+    """
+    start = len(_UTF8_BOM) if raw.startswith(_UTF8_BOM) else 0
+    if _PARSER_HEADER_LINE.match(raw, start):
+        return start  # the usual case, decided on the first line
+    pos = start
+    for _ in range(MAX_STRAY_LINES):
+        after = _line_after(raw, pos)
+        if after is None:
+            break
+        pos = after
+        if _FIELD_LINE.match(raw, pos):
+            return pos if _is_header_section(raw, pos) else start
+    return start
+
+
 def parse_email(raw: bytes, limits: ParseLimits, own_domain: str | None = None) -> ParsedEmail:
     """Parse one RFC 5322 message. Raises EmailParseError only for bytes that are no mail."""
     if raw.startswith(_OLE_MAGIC):
         raise EmailParseError("an Outlook .msg file (OLE compound document), not RFC 5322")
     if not raw.strip():
         raise EmailParseError("empty message")
+    # The caller keeps and stores ``raw`` as received; only the parse skips stray lines.
+    start = header_start(raw)
+    mail = raw[start:] if start else raw
     try:
-        message = BytesParser(policy=policy.compat32).parsebytes(raw)
+        message = BytesParser(policy=policy.compat32).parsebytes(mail)
     except RecursionError as exc:
         raise EmailParseError("MIME structure nested too deeply") from exc
     headers = HeaderMap.of(message)
     charsets = HeaderCharsets(message)
-    if not len(headers) and b"\x00" in raw[:8192]:
+    if not len(headers) and b"\x00" in mail[:8192]:
         # Binary data with no header fields. Headerless text still parses: RFC 2046 §5.1.1
         # reads a part without headers as text/plain, and digests hold such parts.
         raise EmailParseError("no header fields and binary content: not an RFC 5322 message")
@@ -166,7 +235,7 @@ def parse_email(raw: bytes, limits: ParseLimits, own_domain: str | None = None) 
         senders = [e for h in ("from", "sender") for e in address_list(headers.all(h))]
         senders += [sender.email] if sender.email else []
         auto_reason = automatic_reason(headers, senders, message_id, own_domain)
-    body = _read_body(message, raw, limits, charsets)
+    body = _read_body(message, mail, limits, charsets)
     return ParsedEmail(
         message_id=message_id,
         sender=sender,
