@@ -258,9 +258,10 @@ def _sender_country(message: Message) -> bytes | None:
     """The country-code top-level domain of the sender's address, if it has one: a strong
     hint between legacy charsets that read the same bytes (GBK or EUC-JP, KOI8-R or
     Windows-1251). A generic domain (.com) says nothing."""
+    fields = [(key.lower(), str(value)) for key, value in message.raw_items()]
     for name in _SENDER_FIELDS:
-        for value in message.get_all(name) or ():
-            for domain in _ADDRESS_DOMAIN.findall(str(value)):
+        for value in (value for key, value in fields if key == name):
+            for domain in _ADDRESS_DOMAIN.findall(value):
                 label: str = domain.rsplit(".", 1)[-1].lower()
                 if _COUNTRY_LABEL.fullmatch(label):
                     return label.encode("ascii")

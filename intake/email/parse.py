@@ -1,11 +1,14 @@
 """MIME → ParsedEmail: one pure function, safe to run in a worker process.
 
 The bytes are parsed with the stdlib's tolerant compat32 policy and every header is decoded
-here (intake.email.mime_headers). email.policy.default's structured headers were measured
-at four times the cost of the whole parse on the shared corpus, and they drop display names
-given as comments and all but the first of repeated Cc lines; the MIME structure and the
-transfer decoding are the same either way. Nothing but bytes that are not a mail at all
-raises: broken charsets, headers and boundaries fall back to the best reading available.
+here (intake.email.mime_headers; raw 8-bit bytes in legacy charsets by
+intake.email.mime_charsets), after any stray line in front of the header section, which
+the stdlib would take for the start of the body. email.policy.default's structured headers
+were measured at four times the cost of the whole parse on the shared corpus, and they drop
+display names given as comments and all but the first of repeated Cc lines; the MIME
+structure and the transfer decoding are the same either way. Nothing but bytes that are
+not a mail at all raises: broken charsets, headers and boundaries fall back to the best
+reading available.
 """
 
 from __future__ import annotations
