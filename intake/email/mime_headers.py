@@ -1,95 +1,33 @@
-"""Header text: charsets, RFC 2047 encoded words, address lists, Message-IDs and dates.
+"""Header text: RFC 2047 encoded words, address lists, Message-IDs and dates.
 
 Every function here takes the raw header string as the compat32 parser keeps it (8-bit bytes
-carried as surrogate escapes) and never raises: real mail declares charsets Python has never
-heard of, splits multi-byte characters across encoded words and puts addresses where display
-names belong, and a support inbox must still read it.
+carried as surrogate escapes, which intake.email.mime_charsets reads) and never raises: real
+mail declares charsets Python has never heard of, splits multi-byte characters across encoded
+words and puts addresses where display names belong, and a support inbox must still read it.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import codecs
 import hashlib
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from email.message import Message
 from email.utils import parsedate_to_datetime
-from functools import lru_cache
 
-# Labels seen in the wild that Python does not know, or knows too narrowly: mail tagged
-# gb2312 is routinely GBK, and WHATWG's Encoding Standard maps these labels the same way.
-_CHARSET_ALIASES = {
-    "gb2312": "gb18030",
-    "gbk": "gb18030",
-    "x-gbk": "gb18030",
-    "ks_c_5601-1987": "cp949",
-    "iso-8859-8-i": "iso-8859-8",
-    "windows-874": "cp874",
-    "x-sjis": "shift_jis",
-    "x-mac-roman": "mac-roman",
-    "ansi_x3.4-1968": "ascii",
-    "unicode-1-1-utf-7": "utf-7",
-    "x-user-defined": "latin-1",
-}
-# Codecs Python calls text encodings that no mail can mean; they would only misdecode.
-_NOT_MAIL_CODECS = frozenset(
-    {"idna", "punycode", "unicode-escape", "raw-unicode-escape", "undefined", "mbcs", "oem"}
-)
-_SINGLE_BYTE_FAMILY = frozenset({"ascii", "latin-1", "iso8859-1", "cp1252"})
+from intake.email.mime_charsets import HeaderCharsets, decode_bytes
 
 
-@lru_cache(maxsize=512)
-def codec_for(charset: str | None) -> str | None:
-    """The Python codec for a MIME charset label, or None when it is unknown or unusable."""
-    if not charset:
-        return None
-    name = charset.strip().strip("\"'").lower().split("*", 1)[0]  # RFC 2231 §5 language tag
-    if name.startswith("3d"):  # charset=3Dutf-8: a quoted-printable encoder ran over a header
-        name = name[2:]
-    name = _CHARSET_ALIASES.get(name, name)
-    try:
-        info = codecs.lookup(name)
-    except (LookupError, ValueError):
-        return None
-    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_MAIL_CODECS:
-        return None
-    return info.name
-
-
-def decode_bytes(data: bytes, charset: str | None) -> str:
-    """Text from bytes in a declared charset; falls back instead of raising.
-
-    Order: the declared charset strictly, then UTF-8 (labels are often wrong, UTF-8 is
-    self-checking), then for a missing, unknown or single-byte label Windows-1252 and
-    Latin-1 (which never fails); a declared multi-byte charset keeps its own decoding with
-    replacement characters for the few bad bytes.
-    """
-    codec = codec_for(charset)
-    for candidate in (codec, "utf-8"):
-        if candidate is None:
-            continue
-        try:
-            return data.decode(candidate)
-        except (UnicodeError, LookupError, ValueError):
-            continue
-    if codec is None or codec in _SINGLE_BYTE_FAMILY:
-        try:
-            return data.decode("cp1252")
-        except UnicodeError:
-            return data.decode("latin-1")
-    try:
-        return data.decode(codec, "replace")
-    except (UnicodeError, LookupError, ValueError):
-        return data.decode("latin-1")
-
-
-def clean_text(value: str) -> str:
-    """Bytes the parser kept as surrogate escapes decoded (RFC 6532 UTF-8 headers, else
-    Windows-1252), and NUL removed (PostgreSQL text cannot hold it)."""
-    if not value.isascii():
+def clean_text(value: str, charsets: HeaderCharsets | None = None) -> str:
+    """Bytes the parser kept as surrogate escapes decoded, and NUL removed (PostgreSQL text
+    cannot hold it). Display text (names, subjects, file names) passes its message's
+    ``charsets``, which read legacy 8-bit and ISO-2022 bytes; other values are read as
+    RFC 6532 UTF-8, else Windows-1252."""
+    if charsets is not None:
+        value = charsets.text(value)
+    elif not value.isascii():
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
@@ -154,9 +92,9 @@ def decode_words(value: str) -> str:
     return "".join(out)
 
 
-def decode_header(raw: str) -> str:
+def decode_header(raw: str, charsets: HeaderCharsets | None = None) -> str:
     """A header value as readable text: unfolded, 8-bit bytes and encoded words decoded."""
-    return clean_text(decode_words(clean_text(unfold(raw))))
+    return clean_text(decode_words(clean_text(unfold(raw), charsets)))
 
 
 def one_line(value: str, limit: int) -> str:
@@ -283,7 +221,9 @@ def _address_spec(value: str) -> str:
     return spec.lower() if "@" in spec and "<" not in spec and ">" not in spec else ""
 
 
-def parse_addresses(raw: str | None) -> list[tuple[str, str]]:
+def parse_addresses(
+    raw: str | None, charsets: HeaderCharsets | None = None
+) -> list[tuple[str, str]]:
     """(display name, lower-cased address) pairs of an address-list header.
 
     Hand-written rather than email.utils.getaddresses: a display name that is itself an
@@ -293,7 +233,9 @@ def parse_addresses(raw: str | None) -> list[tuple[str, str]]:
     """
     if not raw:
         return []
-    value = clean_text(unfold(raw))
+    # Raw bytes are read before the value is split: a Shift_JIS or Big5 character may
+    # carry a backslash or quote byte inside it.
+    value = clean_text(unfold(raw), charsets)
     result: list[tuple[str, str]] = []
     for item in _split_top_level(value, ",;"):
         head = _split_top_level(item, ":")

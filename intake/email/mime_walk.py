@@ -21,7 +21,8 @@ from io import BytesIO
 from typing import TYPE_CHECKING, NamedTuple
 
 from intake.attachments import sanitize_filename
-from intake.email.mime_headers import clean_text, decode_bytes, decode_header, one_line
+from intake.email.mime_charsets import HeaderCharsets, decode_bytes
+from intake.email.mime_headers import clean_text, decode_header, one_line
 from intake.email.mime_html import adds_to, html_to_text, sanitize_html, text_as_html
 
 if TYPE_CHECKING:
@@ -81,12 +82,29 @@ def param(part: Message, name: str, header: str = "content-type") -> str | None:
     return clean_text(str(value)) if value is not None else None
 
 
-def _filename(part: Message) -> str | None:
+_NAMING_FIELDS = ("content-disposition", "content-type")
+
+
+def _naming_fields(part: Message, charsets: HeaderCharsets | None) -> Message:
+    """``part``, or, when its Content-Disposition or Content-Type holds raw 8-bit bytes, a
+    stand-in holding those two fields read as text: compat32 hands such a field out as a
+    Header whose str() turns every raw byte into U+FFFD before the parameters are split."""
+    fields = [(k, str(v)) for k, v in part.raw_items() if k.lower() in _NAMING_FIELDS]
+    if all(value.isascii() for _, value in fields):
+        return part
+    stand_in = Message()
+    for key, value in fields:
+        stand_in[key] = clean_text(value, charsets)
+    return stand_in
+
+
+def _filename(part: Message, charsets: HeaderCharsets | None) -> str | None:
+    """Content-Disposition filename, else Content-Type name (RFC 2183, RFC 2231), decoded."""
     try:
-        name = part.get_filename()
+        name = _naming_fields(part, charsets).get_filename()
     except Exception:
         return None
-    return decode_header(name) if name else None
+    return decode_header(name, charsets) if name else None
 
 
 def _charset(part: Message) -> str | None:
@@ -192,14 +210,14 @@ def _size_floor(part: Message, ceiling: int) -> int:
     return len(payload)
 
 
-def _fallback_name(part: Message, content_type: str) -> str:
+def _fallback_name(part: Message, content_type: str, charsets: HeaderCharsets | None) -> str:
     extension = _EXTENSIONS.get(content_type) or mimetypes.guess_extension(content_type) or ""
     if content_type == "message/rfc822":
         payload = part.get_payload()
         if isinstance(payload, list) and payload and isinstance(payload[0], Message):
             subject = _header(payload[0], "subject")
             if subject:
-                return one_line(decode_header(subject), 100) + extension
+                return one_line(decode_header(subject, charsets), 100) + extension
     return "adjunto" + extension
 
 
@@ -226,8 +244,9 @@ def salvage(part: Message, content_type: str) -> Message | None:
 
 
 class MimeWalker:
-    def __init__(self, limits: ParseLimits) -> None:
+    def __init__(self, limits: ParseLimits, charsets: HeaderCharsets | None = None) -> None:
         self.limits = limits
+        self.charsets = charsets  # reads raw 8-bit bytes in file names
         self.body = Body()
         self.total = 0
 
@@ -269,7 +288,7 @@ class MimeWalker:
             else:  # no structure left: show what there is as text
                 self.add_text(part_text(part), pieces)
             return
-        filename = _filename(part)
+        filename = _filename(part, self.charsets)
         disposition = part.get_content_disposition()
         # RFC 2183 §2.1: "inline" parts are shown as part of the message. A named inline
         # text part is both shown and kept as a file; an unnamed one is just body.
@@ -319,11 +338,12 @@ class MimeWalker:
             if child.is_multipart():
                 self.walk(child, depth + 1, pieces)
             else:
-                self.attach(child, child.get_content_type(), _filename(child))
+                self.attach(child, child.get_content_type(), _filename(child, self.charsets))
 
     def attach(self, part: Message, content_type: str, filename: str | None) -> None:
         limits = self.limits
-        name = sanitize_filename(filename or "", _fallback_name(part, content_type))
+        fallback = _fallback_name(part, content_type, self.charsets)
+        name = sanitize_filename(filename or "", fallback)
         label = f"{name} ({content_type})"
         if len(self.body.attachments) >= limits.max_attachments:
             self.drop(f"{label}: over the limit of {limits.max_attachments} attachments")
