@@ -185,12 +185,24 @@ class CaseDetail:
     escalation_level: int
     reopen_at: datetime | None
     closed_at: datetime | None
+    version: int
+    cloned_from: str | None = None
+    children: tuple[str, ...] = ()
     identities: tuple[Identity, ...] = ()
     timeline: tuple[TimelineEntry, ...] = ()
 
 
 # CaseDetail fields that are not plain columns of Case.
-_DETAIL_DERIVED = ("row", "status_kind", "parent", "merged_into", "identities", "timeline")
+_DETAIL_DERIVED = (
+    "row",
+    "status_kind",
+    "parent",
+    "merged_into",
+    "cloned_from",
+    "children",
+    "identities",
+    "timeline",
+)
 
 
 def _case_select(*extra: Any) -> AnySelect:
@@ -299,15 +311,18 @@ async def get_case(session: AsyncSession, number: str) -> CaseDetail | None:
     """One case by number with names resolved and its merged timeline, or None."""
     parent = aliased(Case)
     merged = aliased(Case)
+    cloned = aliased(Case)
     stmt = (
         _case_select(
             *_columns(Case, CaseDetail, *_DETAIL_DERIVED),
             Status.kind.label("status_kind"),
             parent.number.label("parent"),
             merged.number.label("merged_into"),
+            cloned.number.label("cloned_from"),
         )
         .outerjoin(parent, parent.id == Case.parent_id)
         .outerjoin(merged, merged.id == Case.merged_into_id)
+        .outerjoin(cloned, cloned.id == Case.cloned_from_id)
         .where(Case.number.in_({number.strip(), number.strip().upper()}))
     )
     r = (await session.execute(stmt)).first()
@@ -318,10 +333,14 @@ async def get_case(session: AsyncSession, number: str) -> CaseDetail | None:
         .where(CustomerIdentity.customer_id == r.customer_id)
         .order_by(CustomerIdentity.id)
     )
+    children = await session.scalars(
+        select(Case.number).where(Case.parent_id == r.id).order_by(Case.id)
+    )
     return _from_row(
         CaseDetail,
         r,
         row=_from_row(CaseRow, r),
+        children=tuple(children),
         tags=list(r.tags or []),
         cc=list(r.cc or []),
         identities=tuple(Identity(i.kind, i.value) for i in identities),
