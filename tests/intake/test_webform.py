@@ -475,10 +475,15 @@ async def test_browser_validation_rerenders_the_form(client: Client, services: S
 
 
 async def test_wrong_content_type_is_415(client: Client, services: Services) -> None:
-    resp = await client.post("/form", data=b"hola", headers={"Content-Type": "text/plain"})
+    plain = {"Content-Type": "text/plain"}
+    resp = await client.post("/form", data=b"hola", headers={**plain, **JSON})
     assert resp.status == 415
     assert (await resp.json())["error"]["code"] == "unsupported_media_type"
-    assert rejected(services, "unsupported_media") == 1
+    # A browser (a form with enctype="text/plain") gets the form, not a JSON document.
+    resp = await client.post("/form", data=b"hola", headers=plain)
+    assert (resp.status, resp.content_type) == (415, "text/html")
+    assert "No pudimos leer el formulario" in await resp.text()
+    assert rejected(services, "unsupported_media") == 2
 
 
 @pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b"\xff\xfe\x00"])
