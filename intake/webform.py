@@ -5,7 +5,8 @@ rate-limited per client, read within its limits (``intake.form_body``), checked 
 browser posts, honeypot, unknown JSON keys, shared validation in ``intake.forms``), its
 files are stored, and only then is it handed to ``accept``. A browser always gets HTML:
 the form again with the customer's input and the reason in their language (a field to fix,
-a file too large, too many posts, the service down), or a 303 to the confirmation page.
+a file too large, too many posts, the service down), or a 303 to the confirmation page,
+which shows the case number only to the browser it was issued to (``intake.receipts``).
 JSON clients get JSON.
 """
 
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +41,7 @@ from intake.forms import (
 from intake.message import AcceptResult, Attachment, Channel
 from intake.metrics import IntakeMetrics
 from intake.ratelimit import RateLimiter, client_key
+from intake.receipts import COOKIE, COOKIE_PATH, MAX_AGE_SECONDS, Receipts
 from routing.catalog import CatalogCache
 from storage.db import StorageUnavailable
 
@@ -48,8 +49,6 @@ log = logging.getLogger(__name__)
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 FORM_FIELDS = ("name", "email", "phone", "category", "subreason", "subject", "description")
-# Shape of a case number in the confirmation link (prefix and width are configurable).
-CASE_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}")
 # Every key a JSON post may carry: the form's fields and its hidden inputs (a script may
 # post what it read off the page). Any other key is refused by name, not ignored.
 JSON_FIELDS = frozenset({*FORM_FIELDS, "language", "submission_id", "csrf_token", "website"})
@@ -99,6 +98,7 @@ class WebFormIntake:
         self.metrics = metrics
         self.config = config
         self.csrf = CsrfTokens(config.secret_key)
+        self.receipts = Receipts(config.secret_key)
         self.limiter = RateLimiter(config.rate_limit_per_minute, config.rate_limit_burst)
         self.body = FormBodyReader(
             BodyLimits(
@@ -126,10 +126,12 @@ class WebFormIntake:
         return self._form_page(self._page_language(request), {}, {}, str(uuid.uuid4()))
 
     async def thanks(self, request: web.Request) -> web.Response:
+        # The link only says which of this browser's receipts to show: a number comes
+        # from a receipt the server signed, never from the link itself.
         case = request.query.get("case", "")
-        number = case if CASE_NUMBER.fullmatch(case) else None
+        held = bool(case) and self.receipts.holds(request.cookies.get(COOKIE), case)
         lang = self._page_language(request)
-        return self._page("thanks.html", 200, lang=lang, case_number=number)
+        return self._page("thanks.html", 200, lang=lang, case_number=case if held else None)
 
     def _page_language(self, request: web.Request) -> str:
         return language_field(request.query.get("lang")) or self._negotiated(request)
@@ -297,7 +299,20 @@ class WebFormIntake:
             case = {"number": result.case_number} if result.case_number else None
             status = 200 if result.outcome == "duplicate" else 201
             return web.json_response({"case": case, "status": result.outcome}, status=status)
-        return _see_other(self._thanks_url(request, lang, result.case_number))
+        response = _see_other(self._thanks_url(request, lang, result.case_number))
+        if result.case_number:
+            # The receipt that lets the confirmation page show this number to this browser.
+            receipt = self.receipts.add(request.cookies.get(COOKIE), result.case_number)
+            response.set_cookie(
+                COOKIE,
+                receipt,
+                max_age=MAX_AGE_SECONDS,
+                path=COOKIE_PATH,
+                secure=request.secure,
+                httponly=True,
+                samesite="Lax",
+            )
+        return response
 
     def _thanks_url(self, request: web.Request, lang: str, number: str | None) -> str:
         query: dict[str, str] = {}
