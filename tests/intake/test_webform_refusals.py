@@ -190,6 +190,26 @@ async def test_rate_limited_browser_gets_the_form_back(tmp_path: Path, db_url: s
         assert rejected(services, "rate_limited") == 3
 
 
+async def test_rate_limit_wins_over_a_part_that_cannot_be_read(tmp_path: Path, db_url: str) -> None:
+    env = {
+        "VENTANILLA_HTTP__FORM_RATE_LIMIT_PER_MINUTE": "1",
+        "VENTANILLA_HTTP__FORM_RATE_LIMIT_BURST": "1",
+    }
+    async with custom_app(tmp_path, db_url, **env) as (client, _services):
+        assert (await browser_post(client)).status == 303
+        parts = [("language", b"en"), ("email", b"ana@example.com"), ("name", b"\xff not UTF-8")]
+        body = b"".join(
+            b'--XX\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n' % (n.encode(), v)
+            for n, v in parts
+        )
+        headers = {**BROWSER, "Content-Type": "multipart/form-data; boundary=XX"}
+        resp = await client.post("/form", data=body + b"--XX--\r\n", headers=headers)
+        assert (resp.status, resp.content_type) == (429, "text/html")
+        html = await resp.text()
+        assert 'value="ana@example.com"' in html  # what came before the bad part
+        assert "Please wait" in html
+
+
 async def test_storage_down_gives_the_form_back_with_503(
     client: Client, services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
