@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import base64
 import re
+import ssl
 
 import aiohttp
+from aiohttp.test_utils import make_mocked_request
 
 from config.app import Services
+from intake.message import AcceptResult
 from intake.receipts import COOKIE, Receipts
 from tests.intake.test_webform import Client
-from tests.intake.test_webform_refusals import browser_post
+from tests.intake.test_webform_refusals import browser_post, form_intake
 
 THANKS = re.compile(r"/form/thanks\?case=(CAS-\d{6})")
 
@@ -102,3 +105,17 @@ def test_receipts_expire_keep_the_last_few_and_resist_tampering() -> None:
     for content in (b"{}", b"[1]", b"[[1]]", b'[["CAS-000009", "later"]]', b"\xff"):
         odd = base64.urlsafe_b64encode(content).rstrip(b"=").decode()
         assert not receipts.holds(f"{odd}.{receipts._sign(odd)}", "CAS-000009")
+
+
+async def test_the_receipt_is_sent_only_over_https_when_the_form_came_over_https(
+    services: Services,
+) -> None:
+    form = form_intake(services)
+    created = AcceptResult(outcome="created", inbound_id=1, case_number="CAS-000001")
+    for context, secure in ((None, False), (ssl.create_default_context(), True)):
+        request = make_mocked_request("POST", "/form", sslcontext=context)
+        resp = form._answer(request, created, False, "es")
+        assert bool(resp.cookies[COOKIE]["secure"]) is secure
+    failed = AcceptResult(outcome="failed", inbound_id=2)
+    resp = form._answer(make_mocked_request("POST", "/form"), failed, False, "es")
+    assert COOKIE not in resp.cookies  # no number, no receipt

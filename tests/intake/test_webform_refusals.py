@@ -53,7 +53,7 @@ async def browser_post(
         if name == "attachments":
             for i, data in enumerate(files or [b""]):
                 form.add_field(name, data, filename=f"foto{i}.jpg" if files else "")
-        elif name in ("csrf_token", "submission_id", "language"):
+        elif name in ("csrf_token", "submission_id", "language") and name not in overrides:
             form.add_field(name, hidden(page, name))
         else:
             form.add_field(name, values.get(name, ""))
@@ -210,6 +210,16 @@ async def test_rate_limit_wins_over_a_part_that_cannot_be_read(tmp_path: Path, d
         assert "Please wait" in html
 
 
+async def test_expired_form_with_files_asks_for_them_again(
+    client: Client, services: Services
+) -> None:
+    resp = await browser_post(client, b"photo", csrf_token="1.2.3")
+    html = await form_again(resp, 403)
+    assert "El formulario venció" in html
+    assert "Por seguridad, vuelva a adjuntar los archivos." in html
+    assert await count(services, Inbound) == 0
+
+
 async def test_storage_down_gives_the_form_back_with_503(
     client: Client, services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -235,13 +245,7 @@ WITHOUT_VALUE = ("expired", "fields_too_large", "unreadable", "unavailable")
 async def test_every_notice_has_words_in_every_language(
     services: Services, key: str, lang: str
 ) -> None:
-    form = WebFormIntake(
-        services.writer,
-        services.catalog,
-        services.attachments,
-        services.intake_metrics,
-        webform_config(services),
-    )
+    form = form_intake(services)
     value = "7" if key in WITH_VALUE else ""
     resp = form._form_page(lang, {}, {}, "id", alert=Notice(key, value))
     assert isinstance(resp.text, str)
@@ -249,6 +253,17 @@ async def test_every_notice_has_words_in_every_language(
     assert notice, resp.text
     assert "%s" not in notice.group(1)
     assert ("7" in notice.group(1)) == bool(value)
+
+
+def form_intake(services: Services) -> WebFormIntake:
+    """The form's handler object itself, for what a test client cannot reach."""
+    return WebFormIntake(
+        services.writer,
+        services.catalog,
+        services.attachments,
+        services.intake_metrics,
+        webform_config(services),
+    )
 
 
 def test_human_size_never_overstates_a_limit() -> None:
