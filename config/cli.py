@@ -44,6 +44,14 @@ def cmd_config_check(settings: Settings, _args: argparse.Namespace, out: TextIO)
             print(f"configuration {settings.config_path} has 1 problem(s):", file=sys.stderr)
             print(f"  {exc}", file=sys.stderr)
             return 1
+    # Valid, but surely not meant: the daemon would run and take no mail at all.
+    if settings.smtp.enabled and not settings.mailboxes:
+        print(
+            "warning: smtp.enabled is true but no [[mailboxes]] are configured: every "
+            "recipient will be refused at RCPT (550 5.1.1); add a [[mailboxes]] table with "
+            "the address (or @domain) to take mail for",
+            file=sys.stderr,
+        )
     print(f"configuration {settings.config_path} is valid", file=out)
     return 0
 

@@ -2,7 +2,8 @@
 
 Other systems (a CRM, a chat bot, a shop) hand customer messages in here. The body uses the
 API's field names (``text``, ``sender``); validation is the web form's (``intake.forms``),
-except that any category in use may be named, not only those offered on the portal.
+except that any category in use may be named, not only those offered on the portal. A key
+the API does not know is refused by name, not ignored.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from intake.forms import (
     negotiate_language,
     parse_json_object,
     read_body,
+    unknown_fields,
     unsupported_media,
     validate_submission,
 )
@@ -33,6 +35,12 @@ from routing.catalog import CatalogCache
 
 # Printable ASCII without spaces: ids travel in headers and logs.
 EXTERNAL_ID = re.compile(r"[!-~]{1,200}")
+# Every key the body may carry; any other is refused by name (a misspelt optional field
+# would otherwise be dropped silently).
+API_FIELDS = frozenset(
+    {"external_id", "sender", "subject", "text", "category", "subreason", "language"}
+)
+SENDER_FIELDS = frozenset({"name", "email", "phone"})
 # The API's names for the shared validator's fields, used to name fields in errors.
 API_NAMES = {
     "name": "sender.name",
@@ -72,13 +80,14 @@ class ApiIntake:
             self.metrics.rejected.labels("api", exc.reason).inc()
             return exc.response()
 
-        errors: dict[str, str] = {}
+        errors = unknown_fields(data, API_FIELDS, lang)
         sender = data.get("sender")
         if sender is None:
             sender = {}
         if not isinstance(sender, dict):
             errors["sender"] = MESSAGES[lang]["not_object"]
             sender = {}
+        errors.update(unknown_fields(sender, SENDER_FIELDS, lang, prefix="sender."))
         language = lang
         if data.get("language") not in (None, ""):
             chosen = language_field(data.get("language"))

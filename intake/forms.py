@@ -9,9 +9,10 @@ phone E.164, category and sub-reason in their catalog spelling) and builds the
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,9 @@ MAX_SUBJECT = 200
 MAX_DESCRIPTION = 20_000
 MAX_PHONE_INPUT = 40
 DERIVED_SUBJECT = 80  # a subject taken from the description's first line
+# Unknown keys named in one answer: enough for any honest mistake, few enough that a body
+# of thousands of made-up keys costs neither CPU (spelling hints) nor a huge answer.
+MAX_UNKNOWN_NAMED = 20
 # Bodies without files (JSON, urlencoded, the text parts of a multipart post): generous for
 # a 20,000-character description even when percent-encoded, small next to file limits.
 FIELDS_MAX_BYTES = 512 * 1024
@@ -47,6 +51,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "subreason_not_of_category": "Ese detalle no corresponde al motivo elegido.",
         "bad_language": "Idioma no disponible; use es o en.",
         "bad_id": "Identificador no válido.",
+        "unknown_field": "Campo desconocido. Campos conocidos: {known}.",
+        "unknown_field_hint": "Campo desconocido; ¿quiso decir {hint}? Campos conocidos: {known}.",
+        "files_need_multipart": "Los archivos se envían solo en un cuerpo multipart/form-data.",
     },
     "en": {
         "summary": "Please check the marked fields.",
@@ -62,6 +69,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "subreason_not_of_category": "That detail does not belong to the chosen reason.",
         "bad_language": "Language not available; use es or en.",
         "bad_id": "Not a valid identifier.",
+        "unknown_field": "Unknown field. Known fields: {known}.",
+        "unknown_field_hint": "Unknown field; did you mean {hint}? Known fields: {known}.",
+        "files_need_multipart": "Files can be sent only in a multipart/form-data body.",
     },
 }
 
@@ -247,6 +257,33 @@ def validate_submission(
         subreason=subreason,
         language=language,
     )
+
+
+def unknown_fields(
+    data: Mapping[str, object], known: Collection[str], language: str, *, prefix: str = ""
+) -> dict[str, str]:
+    """An error for each key of ``data`` that is not in ``known``, named ``prefix + key``.
+
+    Optional fields are the reason: a misspelt one ("categroy") would otherwise be dropped
+    without a word and the case created without it. Each error lists the known fields
+    and, when one is spelt much alike, suggests it.
+    """
+    msgs = MESSAGES[language]
+    listed = ", ".join(prefix + name for name in sorted(known))
+    errors: dict[str, str] = {}
+    for key in data:
+        if key in known:
+            continue
+        if len(errors) == MAX_UNKNOWN_NAMED:
+            break
+        close = difflib.get_close_matches(key, known, n=1) if len(key) <= 64 else []
+        if close:
+            errors[prefix + key] = msgs["unknown_field_hint"].format(
+                hint=prefix + close[0], known=listed
+            )
+        else:
+            errors[prefix + key] = msgs["unknown_field"].format(known=listed)
+    return errors
 
 
 def normalize_phone(value: str, region: str) -> str | None:

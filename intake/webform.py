@@ -1,55 +1,57 @@
 """The public web form: ``GET /form``, ``POST /form`` and the ``GET /form/thanks`` page.
 
 A post arrives urlencoded or multipart from a browser, or as JSON from a script; it is
-rate-limited per client, checked (CSRF for browser posts, honeypot, shared validation in
-``intake.forms``), its files are stored, and only then is it handed to ``accept``. Browsers
-get HTML (the form again with per-field messages, or a 303 to the confirmation page);
+rate-limited per client, read within its limits (``intake.form_body``), checked (CSRF for
+browser posts, honeypot, unknown JSON keys, shared validation in ``intake.forms``), its
+files are stored, and only then is it handed to ``accept``. A browser always gets HTML:
+the form again with the customer's input and the reason in their language (a field to fix,
+a file too large, too many posts, the service down), or a 303 to the confirmation page,
+which shows the case number only to the browser it was issued to (``intake.receipts``).
 JSON clients get JSON.
 """
 
 from __future__ import annotations
 
 import json
-import re
+import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
 
 import jinja2
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 from yarl import URL
 
 from intake.accept import IntakeWriter
 from intake.attachments import AttachmentStore
 from intake.csrf import CsrfTokens
+from intake.form_body import BodyLimits, FormBodyReader, Notice, Posted, PostRefused
 from intake.forms import (
-    FIELDS_MAX_BYTES,
     MESSAGES,
     Rejected,
     ValidationFailed,
     error_response,
     language_field,
     negotiate_language,
-    parse_json_object,
     prefers_json,
-    read_body,
-    too_large,
-    unsupported_media,
+    unknown_fields,
     validate_submission,
 )
 from intake.message import AcceptResult, Attachment, Channel
 from intake.metrics import IntakeMetrics
 from intake.ratelimit import RateLimiter, client_key
+from intake.receipts import COOKIE, COOKIE_PATH, MAX_AGE_SECONDS, Receipts
 from routing.catalog import CatalogCache
+from storage.db import StorageUnavailable
+
+log = logging.getLogger(__name__)
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 FORM_FIELDS = ("name", "email", "phone", "category", "subreason", "subject", "description")
-MAX_PARTS = 100  # form fields plus files: far more than the form has, few enough to be cheap
-CHUNK = 64 * 1024
-# Shape of a case number in the confirmation link (prefix and width are configurable).
-CASE_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,39}")
+# Every key a JSON post may carry: the form's fields and its hidden inputs (a script may
+# post what it read off the page). Any other key is refused by name, not ignored.
+JSON_FIELDS = frozenset({*FORM_FIELDS, "language", "submission_id", "csrf_token", "website"})
 PAGE_HEADERS = {
     "Cache-Control": "no-store",  # pages carry a CSRF token and the customer's own data
     "Content-Security-Policy": (
@@ -63,6 +65,9 @@ RECEIVED = {
     "es": "Recibimos su mensaje; lo procesaremos a la brevedad.",
     "en": "Your message was received and will be processed shortly.",
 }
+EXPIRED = Notice("expired")
+UNAVAILABLE = Notice("unavailable")
+UNAVAILABLE_RETRY_AFTER = "5"  # seconds, as the JSON answer for the same outage says
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,23 +81,6 @@ class WebFormConfig:
     max_total_attachment_bytes: int
     default_language: str
     default_region: str
-
-
-@dataclass(frozen=True, slots=True)
-class Upload:
-    filename: str
-    content_type: str
-    data: bytes
-
-
-@dataclass
-class Posted:
-    """A post as read: its fields, the raw bytes to keep (None for multipart), its files."""
-
-    fields: dict[str, object]
-    raw: bytes | None
-    is_json: bool
-    uploads: list[Upload] = field(default_factory=list)
 
 
 class WebFormIntake:
@@ -110,7 +98,15 @@ class WebFormIntake:
         self.metrics = metrics
         self.config = config
         self.csrf = CsrfTokens(config.secret_key)
+        self.receipts = Receipts(config.secret_key)
         self.limiter = RateLimiter(config.rate_limit_per_minute, config.rate_limit_burst)
+        self.body = FormBodyReader(
+            BodyLimits(
+                max_attachment_bytes=config.max_attachment_bytes,
+                max_attachments=config.max_attachments,
+                max_total_attachment_bytes=config.max_total_attachment_bytes,
+            )
+        )
         self.pages = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
             autoescape=True,  # every value shown comes from the customer or the catalog
@@ -130,10 +126,12 @@ class WebFormIntake:
         return self._form_page(self._page_language(request), {}, {}, str(uuid.uuid4()))
 
     async def thanks(self, request: web.Request) -> web.Response:
+        # The link only says which of this browser's receipts to show: a number comes
+        # from a receipt the server signed, never from the link itself.
         case = request.query.get("case", "")
-        number = case if CASE_NUMBER.fullmatch(case) else None
+        held = bool(case) and self.receipts.holds(request.cookies.get(COOKIE), case)
         lang = self._page_language(request)
-        return self._page("thanks.html", 200, lang=lang, case_number=number)
+        return self._page("thanks.html", 200, lang=lang, case_number=case if held else None)
 
     def _page_language(self, request: web.Request) -> str:
         return language_field(request.query.get("lang")) or self._negotiated(request)
@@ -142,10 +140,19 @@ class WebFormIntake:
         header = request.headers.get("Accept-Language")
         return negotiate_language(header, self.config.default_language)
 
-    def _page(self, template: str, status: int, **context: Any) -> web.Response:
+    def _page(
+        self,
+        template: str,
+        status: int,
+        headers: dict[str, str] | None = None,
+        **context: Any,
+    ) -> web.Response:
         html = self.pages.get_template(template).render(**context)
         return web.Response(
-            text=html, status=status, content_type="text/html", headers=PAGE_HEADERS
+            text=html,
+            status=status,
+            content_type="text/html",
+            headers={**PAGE_HEADERS, **(headers or {})},
         )
 
     def _form_page(
@@ -156,21 +163,42 @@ class WebFormIntake:
         submission_id: str,
         *,
         status: int = 200,
-        notice: str | None = None,
+        alert: Notice | None = None,
+        reattach: bool = False,
+        headers: dict[str, str] | None = None,
     ) -> web.Response:
+        """The form, filled with ``fields``; ``alert`` says why it came back, ``reattach``
+        asks for the files again (a browser cannot be handed them back)."""
         cfg = self.config
         return self._page(
             "form.html",
             status,
+            headers,
             lang=lang,
             values={k: v for k in FORM_FIELDS if isinstance(v := fields.get(k), str)},
             errors=errors,
-            notice=notice,
+            alert=alert,
+            reattach=reattach,
             categories=self.catalog.current.portal_categories(),
             csrf_token=self.csrf.issue(),
             submission_id=submission_id,
             max_attachments=cfg.max_attachments,
             max_attachment_mb=max(1, cfg.max_attachment_bytes // (1024 * 1024)),
+        )
+
+    def _refused_page(self, request: web.Request, refused: PostRefused) -> web.Response:
+        fields = refused.fields
+        lang = language_field(fields.get("language")) or self._negotiated(request)
+        submission_id = _submission_id(fields.get("submission_id")) or str(uuid.uuid4())
+        return self._form_page(
+            lang,
+            fields,
+            {},
+            submission_id,
+            status=refused.rejected.status,
+            alert=refused.notice,
+            reattach=refused.had_files,
+            headers=refused.rejected.headers,
         )
 
     # --- submission --------------------------------------------------------------------
@@ -180,15 +208,17 @@ class WebFormIntake:
             request.headers.get("Accept")
         )
         try:
-            self._check_rate(request)
-            posted = await self._read(request)
-        except Rejected as exc:
-            self.metrics.rejected.labels("web", exc.reason).inc()
-            return exc.response()
+            posted = await self._read(request, json_client)
+        except PostRefused as exc:
+            self.metrics.rejected.labels("web", exc.rejected.reason).inc()
+            if json_client:
+                return exc.rejected.response()
+            return self._refused_page(request, exc)
         fields = posted.fields
         lang = language_field(fields.get("language")) or self._negotiated(request)
         given_id = fields.get("submission_id")
         submission_id = _submission_id(given_id) or str(uuid.uuid4())
+        reattach = bool(posted.uploads)
 
         # JSON needs no token: a browser cannot send a cross-origin application/json post
         # without a CORS preflight, which this server never grants (and text/plain, the
@@ -197,13 +227,15 @@ class WebFormIntake:
             self.metrics.rejected.labels("web", "csrf").inc()
             if json_client:
                 return error_response(403, "csrf_failed", "the form expired; load it again")
-            return self._form_page(lang, fields, {}, submission_id, status=403, notice="expired")
+            return self._form_page(
+                lang, fields, {}, submission_id, status=403, alert=EXPIRED, reattach=reattach
+            )
         if isinstance(website := fields.get("website"), str) and website.strip():
             # Only bots fill the hidden field: answer as if accepted, keep nothing.
             self.metrics.rejected.labels("web", "honeypot").inc()
             if json_client:
                 return web.json_response({"status": "received"}, status=202)
-            raise web.HTTPSeeOther(self._thanks_url(request, lang, None))
+            return _see_other(self._thanks_url(request, lang, None))
 
         errors: dict[str, str] = {}
         try:
@@ -216,14 +248,20 @@ class WebFormIntake:
             )
         except ValidationFailed as exc:
             errors = exc.fields
-        if given_id not in (None, "") and _submission_id(given_id) is None and posted.is_json:
-            errors["submission_id"] = MESSAGES[lang]["bad_id"]
+        if posted.is_json:
+            if given_id not in (None, "") and _submission_id(given_id) is None:
+                errors["submission_id"] = MESSAGES[lang]["bad_id"]
+            unknown = unknown_fields(fields, JSON_FIELDS, lang)
+            if "attachments" in unknown:  # a likely mistake deserves its own words
+                unknown["attachments"] = MESSAGES[lang]["files_need_multipart"]
+            errors.update(unknown)
         if errors:
             self.metrics.rejected.labels("web", "validation").inc()
             if json_client:
                 return ValidationFailed(errors, lang).response()
-            notice = "reattach" if posted.uploads else None
-            return self._form_page(lang, fields, errors, submission_id, status=422, notice=notice)
+            return self._form_page(
+                lang, fields, errors, submission_id, status=422, reattach=reattach
+            )
 
         # Files first: a committed row must never point at a file that is not there.
         stored = tuple(
@@ -231,7 +269,24 @@ class WebFormIntake:
         )
         raw = posted.raw if posted.raw is not None else _multipart_raw(fields, stored)
         message = submission.message(Channel.WEB, f"web:{submission_id}", raw, stored)
-        result = await self.writer.accept(message)  # StorageUnavailable → 503 (middleware)
+        try:
+            result = await self.writer.accept(message)
+        except StorageUnavailable as exc:
+            if json_client:
+                raise  # the JSON 503 with Retry-After (config.http's middleware)
+            log.warning("storage unavailable for a web form post: %s", exc)
+            # The same submission id: sent again, it is deduplicated like any repeat.
+            retry = {"Retry-After": UNAVAILABLE_RETRY_AFTER}
+            return self._form_page(
+                lang,
+                fields,
+                {},
+                submission_id,
+                status=503,
+                alert=UNAVAILABLE,
+                reattach=reattach,
+                headers=retry,
+            )
         return self._answer(request, result, json_client, lang)
 
     def _answer(
@@ -244,7 +299,20 @@ class WebFormIntake:
             case = {"number": result.case_number} if result.case_number else None
             status = 200 if result.outcome == "duplicate" else 201
             return web.json_response({"case": case, "status": result.outcome}, status=status)
-        raise web.HTTPSeeOther(self._thanks_url(request, lang, result.case_number))
+        response = _see_other(self._thanks_url(request, lang, result.case_number))
+        if result.case_number:
+            # The receipt that lets the confirmation page show this number to this browser.
+            receipt = self.receipts.add(request.cookies.get(COOKIE), result.case_number)
+            response.set_cookie(
+                COOKIE,
+                receipt,
+                max_age=MAX_AGE_SECONDS,
+                path=COOKIE_PATH,
+                secure=request.secure,
+                httponly=True,
+                samesite="Lax",
+            )
+        return response
 
     def _thanks_url(self, request: web.Request, lang: str, number: str | None) -> str:
         query: dict[str, str] = {}
@@ -254,111 +322,29 @@ class WebFormIntake:
             query["lang"] = lang
         return str(URL("/form/thanks").with_query(query))
 
-    def _check_rate(self, request: web.Request) -> None:
-        if not self.limiter.enabled:
-            return  # no address to parse when there is no limit
-        wait = self.limiter.take(client_key(request, self.config.trust_forwarded_for))
-        if wait:
-            raise Rejected(
-                429,
-                "rate_limited",
-                f"too many submissions from this address; retry in {wait} s",
-                "rate_limited",
-                headers={"Retry-After": str(wait)},
-            )
-
-    # --- reading the body --------------------------------------------------------------
-
-    async def _read(self, request: web.Request) -> Posted:
-        ctype = request.content_type
-        if ctype == "application/json":
-            body = await read_body(request, FIELDS_MAX_BYTES)
-            return Posted(dict(parse_json_object(body)), body, is_json=True)
-        if ctype == "application/x-www-form-urlencoded":
-            body = await read_body(request, FIELDS_MAX_BYTES)
-            return Posted(_parse_urlencoded(body, request.charset), body, is_json=False)
-        if ctype == "multipart/form-data":
-            return await self._read_multipart(request)
-        raise unsupported_media(
-            "application/x-www-form-urlencoded, multipart/form-data or application/json"
-        )
-
-    async def _read_multipart(self, request: web.Request) -> Posted:
-        """Stream the parts, holding at most the configured limits in memory.
-
-        ``client_max_size`` does not apply to a streamed multipart body, so every part is
-        read with its own cap and the totals are checked as they grow.
-        """
-        cfg = self.config
-        if (request.content_length or 0) > cfg.max_total_attachment_bytes + FIELDS_MAX_BYTES:
-            raise too_large("the request body is larger than the attachment limits allow")
-        posted = Posted({}, None, is_json=False)
-        text_bytes = file_bytes = parts = 0
-        fields_too_big = too_large(f"form fields may total at most {FIELDS_MAX_BYTES} bytes")
-        file_too_big = too_large(f"each attachment may be at most {cfg.max_attachment_bytes} bytes")
-        try:
-            reader = await request.multipart()
-            while (part := await reader.next()) is not None:
-                parts += 1
-                if parts > MAX_PARTS:
-                    raise too_large(f"more than {MAX_PARTS} parts in the form")
-                if not isinstance(part, BodyPartReader):
-                    raise _malformed("nested multipart bodies are not accepted")
-                if part.filename is None:
-                    data = await _read_part(part, FIELDS_MAX_BYTES - text_bytes, fields_too_big)
-                    text_bytes += len(data)
-                    text = data.decode(part.get_charset("utf-8"))
-                    posted.fields.setdefault(part.name or "", text)  # the first one counts
-                    continue
-                if part.name != "attachments":
-                    raise _malformed("files are accepted only under the field 'attachments'")
-                data = await _read_part(part, cfg.max_attachment_bytes, file_too_big)
-                if not data and not part.filename:
-                    continue  # a file input left empty still sends an empty part
-                if len(posted.uploads) >= cfg.max_attachments:
-                    raise too_large(f"at most {cfg.max_attachments} attachments are accepted")
-                file_bytes += len(data)
-                if file_bytes > cfg.max_total_attachment_bytes:
-                    raise too_large(
-                        f"attachments may total at most {cfg.max_total_attachment_bytes} bytes"
-                    )
-                content_type = part.headers.get("Content-Type", "application/octet-stream")
-                posted.uploads.append(Upload(part.filename, content_type, data))
-        except (ValueError, LookupError, AssertionError) as exc:  # incl. UnicodeDecodeError
-            raise _malformed(f"the multipart body could not be read: {exc}") from None
-        return posted
+    async def _read(self, request: web.Request, json_client: bool) -> Posted:
+        if self.limiter.enabled:  # no address to parse when there is no limit
+            wait = self.limiter.take(client_key(request, self.config.trust_forwarded_for))
+            if wait:
+                refused = PostRefused(
+                    Rejected(
+                        429,
+                        "rate_limited",
+                        f"too many submissions from this address; retry in {wait} s",
+                        "rate_limited",
+                        headers={"Retry-After": str(wait)},
+                    ),
+                    Notice("rate_limited", str(wait)),
+                )
+                if json_client:
+                    raise refused
+                # Read only what the form page shows again: the text fields, not the files.
+                raise refused.keep(await self.body.read_fields(request))
+        return await self.body.read(request, keep_fields=not json_client)
 
 
-async def _read_part(part: BodyPartReader, cap: int, too_big: Rejected) -> bytes:
-    # Raw bytes on purpose: RFC 7578 §4.7 deprecates Content-Transfer-Encoding in
-    # form-data, and decoding a compressed part could expand far beyond the cap.
-    buf = bytearray()
-    while chunk := await part.read_chunk(CHUNK):
-        buf += chunk
-        if len(buf) > cap:
-            raise too_big
-    return bytes(buf)
-
-
-def _malformed(message: str) -> Rejected:
-    return Rejected(400, "malformed_form", message, "malformed")
-
-
-def _parse_urlencoded(body: bytes, charset: str | None) -> dict[str, object]:
-    try:
-        pairs = parse_qsl(
-            body.decode(charset or "utf-8"),
-            keep_blank_values=True,
-            max_num_fields=MAX_PARTS,
-            encoding=charset or "utf-8",
-            errors="strict",
-        )
-    except (ValueError, LookupError) as exc:
-        raise _malformed(f"the form body could not be read: {exc}") from None
-    fields: dict[str, object] = {}
-    for key, value in pairs:
-        fields.setdefault(key, value)  # a repeated field: the first one counts
-    return fields
+def _see_other(location: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": location, "Cache-Control": "no-store"})
 
 
 def _submission_id(value: object) -> str | None:

@@ -216,3 +216,53 @@ async def test_failed_routing_answers_202(
     assert (await resp.json())["status"] == "failed"
     async with services.db.session() as session:
         assert (await session.scalars(select(Inbound.status))).one() == "failed"
+
+
+async def test_unknown_fields_are_refused_by_name(
+    client: Client, services: Services, make_token: TokenFactory
+) -> None:
+    token = await make_token("intake")
+    sender = {"name": "Juan", "email": "juan@example.com", "nmae": "J.", "mobile": "1"}
+    data = body(categroy="Problema menor", sender=sender)
+    resp = await client.post(URL, json=data, headers=auth(token, **{"Accept-Language": "en"}))
+    assert resp.status == 422
+    error = (await resp.json())["error"]
+    assert error["code"] == "validation_failed"
+    fields = error["fields"]
+    assert set(fields) == {"categroy", "sender.nmae", "sender.mobile"}
+    assert fields["categroy"].startswith("Unknown field; did you mean category?")
+    known = "category, external_id, language, sender, subject, subreason, text"
+    assert fields["categroy"].endswith(f"Known fields: {known}.")
+    assert "did you mean sender.name?" in fields["sender.nmae"]
+    assert fields["sender.mobile"] == (
+        "Unknown field. Known fields: sender.email, sender.name, sender.phone."
+    )
+    # Named together with the other problems, in the language asked for (es by default).
+    resp = await client.post(URL, json=body(text="", urgente=True), headers=auth(token))
+    fields = (await resp.json())["error"]["fields"]
+    assert set(fields) == {"text", "urgente"}
+    assert fields["urgente"].startswith("Campo desconocido. Campos conocidos: category,")
+    assert await cases(services) == 0
+
+
+async def test_every_known_field_is_accepted(
+    client: Client, services: Services, make_token: TokenFactory
+) -> None:
+    data = body(
+        external_id="crm-1",
+        sender={"name": "Juan", "email": "juan@example.com", "phone": "+54 11 4321-5678"},
+        category="Problema menor",
+        subreason="Servicio lento",
+        language="es",
+    )
+    resp = await client.post(URL, json=data, headers=auth(await make_token("intake")))
+    assert resp.status == 201, await resp.text()
+
+
+async def test_a_flood_of_unknown_keys_gets_a_bounded_answer(
+    client: Client, make_token: TokenFactory
+) -> None:
+    data = body(**{f"k{i}": i for i in range(5000)})
+    resp = await client.post(URL, json=data, headers=auth(await make_token("intake")))
+    assert resp.status == 422
+    assert len((await resp.json())["error"]["fields"]) == 20

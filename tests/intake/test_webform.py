@@ -340,10 +340,11 @@ async def test_english_submission_thanks_page_and_case_language(
         assert (await session.scalars(select(Case.language))).one() == "en"
 
 
-async def test_thanks_page_shows_only_case_shaped_values(client: Client) -> None:
-    page = await (await client.get("/form/thanks", params={"case": "<b>x</b>"})).text()
-    assert "<b>x</b>" not in page and "&lt;b&gt;" not in page
-    assert "Recibimos su mensaje" in page
+async def test_thanks_page_never_shows_text_from_the_link(client: Client) -> None:
+    for case in ("<b>x</b>", "CAS-000001"):  # see test_webform_receipts for the rest
+        page = await (await client.get("/form/thanks", params={"case": case})).text()
+        assert case not in page and "&lt;b&gt;" not in page
+        assert "Recibimos su mensaje" in page
 
 
 async def test_failed_routing_still_answers_received(
@@ -475,10 +476,15 @@ async def test_browser_validation_rerenders_the_form(client: Client, services: S
 
 
 async def test_wrong_content_type_is_415(client: Client, services: Services) -> None:
-    resp = await client.post("/form", data=b"hola", headers={"Content-Type": "text/plain"})
+    plain = {"Content-Type": "text/plain"}
+    resp = await client.post("/form", data=b"hola", headers={**plain, **JSON})
     assert resp.status == 415
     assert (await resp.json())["error"]["code"] == "unsupported_media_type"
-    assert rejected(services, "unsupported_media") == 1
+    # A browser (a form with enctype="text/plain") gets the form, not a JSON document.
+    resp = await client.post("/form", data=b"hola", headers=plain)
+    assert (resp.status, resp.content_type) == (415, "text/html")
+    assert "No pudimos leer el formulario" in await resp.text()
+    assert rejected(services, "unsupported_media") == 2
 
 
 @pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b"\xff\xfe\x00"])
