@@ -239,7 +239,13 @@ def build_http_app(services: Services) -> web.Application:
             form_config,
         ),
         ApiIntake(services.writer, services.catalog, services.intake_metrics, form_config),
-        OpsApi(services.db),
+        OpsApi(
+            services.db,
+            services.writes,
+            services.catalog,
+            forget_token=auth.forget,
+            public_url=services.settings.http.public_url,
+        ),
     )
     app.add_routes(health_routes(services.db, services.registry, services.readiness))
     for part in parts:

@@ -7,7 +7,7 @@ are by name (``area``, ``technician``, ``areas``), as in the TOML export.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -72,7 +72,7 @@ class TechnicianIn(Strict):
 def _patch_of(model: type[BaseModel]) -> type[BaseModel]:
     """The same fields, every one optional and without a default (PATCH)."""
     fields: dict[str, Any] = {
-        name: (info.annotation | None, Field(None, **_constraints(info)))
+        name: (Optional[info.annotation], Field(None, **_constraints(info)))  # noqa: UP045
         for name, info in model.model_fields.items()
     }
     patch: type[BaseModel] = create_model(

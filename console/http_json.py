@@ -54,7 +54,8 @@ def refusal(exc: OperationRefused) -> web.Response:
     extra: dict[str, Any] = {}
     if exc.field is not None:
         extra["fields"] = {exc.field: exc.message}
-    body = {"error": {"code": REFUSAL_CODE.get(exc.kind, exc.kind), "message": exc.message, **extra}}
+    code = REFUSAL_CODE.get(exc.kind, exc.kind)
+    body = {"error": {"code": code, "message": exc.message, **extra}}
     return web.json_response(body, status=status, dumps=dumps)
 
 

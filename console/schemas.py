@@ -117,7 +117,7 @@ class CustomerWithIdentities(CustomerRef):
 
 
 class CaseDetail(CaseItem):
-    customer: CustomerWithIdentities  # type: ignore[assignment]
+    customer: CustomerWithIdentities
     version: int
     description: str
     status_kind: str

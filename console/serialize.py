@@ -10,12 +10,16 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
+from cases.operations import CaseChanged
+from storage.auth import TokenInfo
+from storage.customer_queries import CustomerDetail, CustomerRow, Interaction
 from storage.queries import (
     CaseDetail,
     CaseRow,
     InboundRow,
     Page,
     TimelineEntry,
+    TimelineEvent,
     TimelineMessage,
 )
 
@@ -114,6 +118,79 @@ def inbound_item(row: InboundRow) -> dict[str, Any]:
         "error": row.error,
         "case": row.case_number,
         "retries": row.retries,
+    }
+
+
+def event_item(event: TimelineEvent) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "kind": event.kind,
+        "detail": event.detail,
+        "actor": event.actor,
+        "created_at": iso(event.created_at),
+    }
+
+
+def case_change(changed: CaseChanged, event: TimelineEvent | None) -> dict[str, Any]:
+    return {
+        "case": changed.number,
+        "version": changed.version,
+        "changes": {k: {"before": b, "after": a} for k, (b, a) in changed.changes.items()},
+        "event": event_item(event) if event is not None else None,
+        "created": changed.created,
+    }
+
+
+def customer_item(row: CustomerRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "identities": [{"kind": i.kind, "value": i.value} for i in row.identities],
+        "created_at": iso(row.created_at),
+        "open_cases": row.open_cases,
+        "cases": row.cases,
+    }
+
+
+def customer_detail(detail: CustomerDetail) -> dict[str, Any]:
+    body = customer_item(detail.row)
+    body["open"] = [
+        {
+            "number": c.number,
+            "title": c.title,
+            "status": c.status,
+            "status_kind": c.status_kind,
+            "origin_channel": c.origin_channel,
+            "created_at": iso(c.created_at),
+            "updated_at": iso(c.updated_at),
+        }
+        for c in detail.open
+    ]
+    return body
+
+
+def interaction(entry: Interaction) -> dict[str, Any]:
+    return {
+        "type": entry.type,
+        "id": entry.id,
+        "at": iso(entry.at),
+        "case": entry.case,
+        "channel": entry.channel,
+        "direction": entry.direction if entry.type != "case" else None,
+        "subject": entry.subject,
+        "text": entry.text,
+        "status": entry.status,
+    }
+
+
+def token_item(info: TokenInfo) -> dict[str, Any]:
+    return {
+        "id": info.id,
+        "user": info.user,
+        "role": info.role,
+        "prefix": info.prefix,
+        "created_at": iso(info.created_at),
+        "revoked_at": iso(info.revoked_at),
     }
 
 

@@ -29,6 +29,7 @@ class Principal:
     user_id: int
     name: str
     role: str
+    token_id: int = 0
 
     def may(self, *roles: str) -> bool:
         """Admins may do everything; others only what names their role."""
@@ -172,4 +173,4 @@ async def authenticate(session: AsyncSession, token: str) -> Principal | None:
     ).first()
     if row is None:
         return None
-    return Principal(user_id=row.user_id, name=row.name, role=row.role)
+    return Principal(user_id=row.user_id, name=row.name, role=row.role, token_id=row.id)

@@ -1,20 +1,16 @@
-"""Typed read queries for operators: case lists and details, the inbound log.
+"""Typed read queries for operators: case lists and details, events, the inbound log.
 
-Every list is keyset-paginated on the primary key, newest first: a cursor is the last id
-seen, so pages stay stable while new rows arrive (an OFFSET would shift under inserts).
-Callers get plain frozen dataclasses with every catalog name already resolved, so nothing
-is lazily loaded after the session closes.
+Lists are keyset-paginated (``storage.paging``). Callers get plain frozen dataclasses with
+every catalog name already resolved, so nothing is lazily loaded after the session closes.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, or_, select
+from sqlalchemy import ColumnElement, and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -33,69 +29,21 @@ from storage.models import (
     Status,
     Technician,
 )
+from storage.paging import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    Page,
+    QueryError,
+    columns_of,
+    from_row,
+    keyset_page,
+    like_pattern,
+)
 
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 200
-_CURSOR_TAG = "v1"  # lets the cursor format change without misreading old ones
-
-T = TypeVar("T")
-D = TypeVar("D", bound="DataclassInstance")
 if TYPE_CHECKING:
-    from _typeshed import DataclassInstance
+    from storage.paging import AnySelect
 
-    # SQLAlchemy 2.1 types Select by its columns (variadic); 2.0 cannot subscript it so.
-    AnySelect = Select[*tuple[Any, ...]]
-
-
-class QueryError(ValueError):
-    """A bad filter, limit or cursor; ``param`` names the offending parameter."""
-
-    def __init__(self, param: str, message: str) -> None:
-        super().__init__(message)
-        self.param = param
-
-
-@dataclass(frozen=True, slots=True)
-class Page(Generic[T]):
-    items: list[T]
-    next_cursor: str | None
-
-
-def encode_cursor(last_id: int) -> str:
-    raw = f"{_CURSOR_TAG}:{last_id}".encode("ascii")
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    """The last id a cursor stands for; QueryError when it is not one of ours."""
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-    except (binascii.Error, UnicodeError, ValueError):
-        text = ""
-    tag, _, last = text.partition(":")
-    if tag != _CURSOR_TAG or not last.isdigit():
-        raise QueryError("cursor", "cursor is not valid; use next_cursor as given")
-    return int(last)
-
-
-async def _page(
-    session: AsyncSession, stmt: AnySelect, id_col: Any, limit: int, cursor: str | None
-) -> tuple[list[Any], str | None]:
-    """Run ``stmt`` newest first from ``cursor``; one extra row tells whether more exist."""
-    if not 1 <= limit <= MAX_LIMIT:
-        raise QueryError("limit", f"limit must be between 1 and {MAX_LIMIT}")
-    if cursor:
-        stmt = stmt.where(id_col < decode_cursor(cursor))
-    rows = list((await session.execute(stmt.order_by(id_col.desc()).limit(limit + 1))).all())
-    more = len(rows) > limit
-    return rows[:limit], (encode_cursor(rows[limit - 1].id) if more else None)
-
-
-def like_pattern(text: str) -> str:
-    """A LIKE pattern matching ``text`` literally anywhere (``\\`` is the escape)."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
+__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "Page", "QueryError"]
 
 # --- cases -------------------------------------------------------------------------------
 
@@ -236,20 +184,6 @@ def _case_select(*extra: Any) -> AnySelect:
     )
 
 
-def _columns(model: Any, cls: type[Any], *skip: str) -> list[Any]:
-    """The model's columns named like the result dataclass's fields (but ``skip``)."""
-    return [getattr(model, f.name) for f in fields(cls) if f.name not in skip]
-
-
-def _from_row(cls: type[D], source: Any, /, **given: Any) -> D:
-    """A result dataclass from a row whose column labels are its field names."""
-    values: dict[str, Any] = {
-        f.name: source._mapping[f.name] for f in fields(cls) if f.name not in given
-    }
-    values.update(given)
-    return cls(**values)
-
-
 async def _catalog_id(session: AsyncSession, model: Any, param: str, name: str) -> int:
     """Resolve a catalog name case-insensitively in Python: SQLite's lower() is ASCII-only
     and the names are Spanish ("Técnica"), and catalog tables are small."""
@@ -303,8 +237,8 @@ async def list_cases(
     QueryError (a typo should not look like "no cases")."""
     conds = await _case_conditions(session, filters or CaseFilters())
     stmt = _case_select().where(and_(*conds)) if conds else _case_select()
-    rows, next_cursor = await _page(session, stmt, Case.id, limit, cursor)
-    return Page([_from_row(CaseRow, r) for r in rows], next_cursor)
+    rows, next_cursor = await keyset_page(session, stmt, Case.id, limit, cursor)
+    return Page([from_row(CaseRow, r) for r in rows], next_cursor)
 
 
 async def get_case(session: AsyncSession, number: str) -> CaseDetail | None:
@@ -314,7 +248,7 @@ async def get_case(session: AsyncSession, number: str) -> CaseDetail | None:
     cloned = aliased(Case)
     stmt = (
         _case_select(
-            *_columns(Case, CaseDetail, *_DETAIL_DERIVED),
+            *columns_of(Case, CaseDetail, *_DETAIL_DERIVED),
             Status.kind.label("status_kind"),
             parent.number.label("parent"),
             merged.number.label("merged_into"),
@@ -336,10 +270,10 @@ async def get_case(session: AsyncSession, number: str) -> CaseDetail | None:
     children = await session.scalars(
         select(Case.number).where(Case.parent_id == r.id).order_by(Case.id)
     )
-    return _from_row(
+    return from_row(
         CaseDetail,
         r,
-        row=_from_row(CaseRow, r),
+        row=from_row(CaseRow, r),
         children=tuple(children),
         tags=list(r.tags or []),
         cc=list(r.cc or []),
@@ -352,26 +286,35 @@ async def case_timeline(session: AsyncSession, case_id: int) -> tuple[TimelineEn
     """Messages and events of a case in time order; at the same instant a message comes
     before the events it caused (a new case's message and its created/routed events share
     the batch's timestamp)."""
-    stmt = select(*_columns(Message, TimelineMessage, "attachments"))
+    stmt = select(*columns_of(Message, TimelineMessage, "attachments"))
     messages = (await session.execute(stmt.where(Message.case_id == case_id))).all()
     files: dict[int, list[AttachmentInfo]] = {}
     if messages:
         rows = await session.execute(
-            select(Attachment.message_id, *_columns(Attachment, AttachmentInfo))
+            select(Attachment.message_id, *columns_of(Attachment, AttachmentInfo))
             .where(Attachment.message_id.in_([m.id for m in messages]))
             .order_by(Attachment.id)
         )
         for a in rows:
-            files.setdefault(a.message_id, []).append(_from_row(AttachmentInfo, a))
+            files.setdefault(a.message_id, []).append(from_row(AttachmentInfo, a))
     events = await session.execute(
-        select(*_columns(CaseEvent, TimelineEvent)).where(CaseEvent.case_id == case_id)
+        select(*columns_of(CaseEvent, TimelineEvent)).where(CaseEvent.case_id == case_id)
     )
     timeline: list[TimelineEntry] = [
-        _from_row(TimelineMessage, m, attachments=tuple(files.get(m.id, ()))) for m in messages
+        from_row(TimelineMessage, m, attachments=tuple(files.get(m.id, ()))) for m in messages
     ]
-    timeline += [_from_row(TimelineEvent, e, detail=dict(e.detail or {})) for e in events]
+    timeline += [from_row(TimelineEvent, e, detail=dict(e.detail or {})) for e in events]
     timeline.sort(key=lambda e: (e.created_at, isinstance(e, TimelineEvent), e.id))
     return tuple(timeline)
+
+
+async def get_event(session: AsyncSession, event_id: int) -> TimelineEvent | None:
+    row = (
+        await session.execute(
+            select(*columns_of(CaseEvent, TimelineEvent)).where(CaseEvent.id == event_id)
+        )
+    ).first()
+    return from_row(TimelineEvent, row, detail=dict(row.detail or {})) if row else None
 
 
 # --- inbound -----------------------------------------------------------------------------
@@ -398,14 +341,14 @@ async def list_inbound(
 ) -> Page[InboundRow]:
     """The inbound log, newest first (raw bytes are not loaded)."""
     stmt = select(
-        *_columns(Inbound, InboundRow, "case_number"), Case.number.label("case_number")
+        *columns_of(Inbound, InboundRow, "case_number"), Case.number.label("case_number")
     ).outerjoin(Case, Case.id == Inbound.case_id)
     if status:
         stmt = stmt.where(Inbound.status == status)
     if channel:
         stmt = stmt.where(Inbound.channel == channel.strip().lower())
-    rows, next_cursor = await _page(session, stmt, Inbound.id, limit, cursor)
-    return Page([_from_row(InboundRow, r) for r in rows], next_cursor)
+    rows, next_cursor = await keyset_page(session, stmt, Inbound.id, limit, cursor)
+    return Page([from_row(InboundRow, r) for r in rows], next_cursor)
 
 
 async def failed_inbound_ids(session: AsyncSession) -> list[int]:

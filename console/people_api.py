@@ -1,0 +1,147 @@
+"""Customers and tokens in the ops API.
+
+Customers: search by name, email or phone; one customer with their identities and open
+cases; their interaction history (every case, every message in and out), newest first.
+Tokens (admin only): list, create (the token is answered once), revoke.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+
+from console import schemas, serialize
+from console.endpoints import PAGING, Answer, Endpoint, Param, query
+from console.http_json import error, ok, parse_limit, path_id, read_model, single_params
+from console.principal import principal_of
+from storage.auth import CreateToken, RevokeToken, TokenInfo, list_tokens, new_token
+from storage.customer_queries import customer_timeline, get_customer, list_customers
+from storage.db import Database
+from storage.paging import Page, QueryError
+from storage.write_path import WritePath
+
+READ_ROLES = ("ops", "agent")
+ID = Param("id", "path", {"type": "integer"}, "the id", True)
+
+
+class PeopleApi:
+    def __init__(
+        self, db: Database, writes: WritePath, forget_token: Callable[[int], None]
+    ) -> None:
+        """``forget_token`` drops a revoked token from the auth cache at once."""
+        self.db = db
+        self.writes = writes
+        self.forget_token = forget_token
+
+    def endpoints(self) -> list[Endpoint]:
+        return [
+            Endpoint(
+                "GET", "/api/v1/customers", self.list_customers,
+                "Search customers by name, email or phone", "customers",
+                {200: Answer("a page of customers", schemas.CustomerPage)}, READ_ROLES,
+                params=(query("q", "text in the name or any identity"), *PAGING),
+            ),
+            Endpoint(
+                "GET", "/api/v1/customers/{id}", self.get_customer,
+                "One customer: identities and open cases", "customers",
+                {200: Answer("the customer", schemas.CustomerDetail)}, READ_ROLES,
+                params=(ID,),
+            ),
+            Endpoint(
+                "GET", "/api/v1/customers/{id}/timeline", self.timeline,
+                "Every case and message of a customer, newest first", "customers",
+                {200: Answer("a page of interactions", schemas.CustomerTimelinePage)},
+                READ_ROLES, params=(ID, *PAGING),
+            ),
+            Endpoint(
+                "GET", "/api/v1/tokens", self.list_tokens, "API tokens", "tokens",
+                {200: Answer("a page of tokens", schemas.TokenPage)}, ("admin",),
+                params=(query("revoked", "include revoked tokens",
+                              {"type": "string", "enum": ["true", "false"]}), *PAGING),
+            ),
+            Endpoint(
+                "POST", "/api/v1/tokens", self.create_token,
+                "Create a token for a user (shown once)", "tokens",
+                {201: Answer("the token", schemas.TokenCreated)}, ("admin",),
+                body=schemas.TokenIn,
+            ),
+            Endpoint(
+                "DELETE", "/api/v1/tokens/{id}", self.revoke_token, "Revoke a token", "tokens",
+                {200: Answer("the revoked token", schemas.TokenItem)}, ("admin",), params=(ID,),
+            ),
+        ]  # fmt: skip
+
+    # --- customers --------------------------------------------------------------------
+
+    async def list_customers(self, request: web.Request) -> web.Response:
+        principal_of(request).require(*READ_ROLES)
+        params = single_params(request, frozenset({"q", "limit", "cursor"}))
+        limit = parse_limit(params.get("limit"))
+        try:
+            async with self.db.session() as session:
+                found = await list_customers(session, params.get("q"), limit, params.get("cursor"))
+        except QueryError as exc:
+            raise error(400, "invalid_parameter", str(exc), param=exc.param) from None
+        return ok(serialize.page(found, serialize.customer_item))
+
+    async def get_customer(self, request: web.Request) -> web.Response:
+        principal_of(request).require(*READ_ROLES)
+        single_params(request, frozenset())
+        customer_id = path_id(request)
+        async with self.db.session() as session:
+            detail = await get_customer(session, customer_id)
+        if detail is None:
+            raise error(404, "not_found", f"no customer {customer_id}")
+        return ok(serialize.customer_detail(detail))
+
+    async def timeline(self, request: web.Request) -> web.Response:
+        principal_of(request).require(*READ_ROLES)
+        params = single_params(request, frozenset({"limit", "cursor"}))
+        customer_id = path_id(request)
+        limit = parse_limit(params.get("limit"))
+        try:
+            async with self.db.session() as session:
+                if await get_customer(session, customer_id) is None:
+                    raise error(404, "not_found", f"no customer {customer_id}")
+                found = await customer_timeline(
+                    session, customer_id, limit, params.get("cursor") or None
+                )
+        except QueryError as exc:
+            raise error(400, "invalid_parameter", str(exc), param=exc.param) from None
+        return ok(serialize.page(found, serialize.interaction))
+
+    # --- tokens -----------------------------------------------------------------------
+
+    async def list_tokens(self, request: web.Request) -> web.Response:
+        principal_of(request).require("admin")
+        params = single_params(request, frozenset({"revoked", "limit", "cursor"}))
+        if params.get("revoked") not in (None, "true", "false"):
+            raise error(400, "invalid_parameter", "revoked must be true or false", param="revoked")
+        limit = parse_limit(params.get("limit"))
+        after = params.get("cursor")
+        if after is not None and (not after.isdigit() or len(after) > 18):
+            raise error(400, "invalid_parameter", "cursor is not valid", param="cursor")
+        async with self.db.session() as session:
+            tokens = await list_tokens(session, include_revoked=params.get("revoked") == "true")
+        # Few rows: oldest first, the cursor is the last id seen.
+        tokens = [t for t in tokens if after is None or t.id > int(after)]
+        page = Page(tokens[:limit], str(tokens[limit - 1].id) if len(tokens) > limit else None)
+        return ok(serialize.page(page, serialize.token_item))
+
+    async def create_token(self, request: web.Request) -> web.Response:
+        principal_of(request).require("admin")
+        single_params(request, frozenset())
+        body = await read_model(request, schemas.TokenIn)
+        token, digest, prefix = new_token()
+        info: TokenInfo = await self.writes.submit(
+            CreateToken(body.name, body.role, digest, prefix)
+        )
+        return ok({**serialize.token_item(info), "token": token}, 201)
+
+    async def revoke_token(self, request: web.Request) -> web.Response:
+        principal_of(request).require("admin")
+        single_params(request, frozenset())
+        info: TokenInfo = await self.writes.submit(RevokeToken(path_id(request)))
+        self.forget_token(info.id)
+        return ok(serialize.token_item(info))
