@@ -191,18 +191,22 @@ async def customer_timeline(
     if not 1 <= limit <= MAX_LIMIT:
         raise QueryError("limit", f"limit must be between 1 and {MAX_LIMIT}")
     none = literal(None, String())
-    cases = select(
-        literal("case", String()).label("type"),
-        literal(0).label("rank"),
-        Case.id.label("id"),
-        Case.created_at.label("at"),
-        Case.number.label("case"),
-        Case.origin_channel.label("channel"),
-        none.label("direction"),
-        Case.title.label("subject"),
-        Case.description.label("text"),
-        Status.name.label("status"),
-    ).join(Status, Status.id == Case.status_id).where(Case.customer_id == customer_id)
+    cases = (
+        select(
+            literal("case", String()).label("type"),
+            literal(0).label("rank"),
+            Case.id.label("id"),
+            Case.created_at.label("at"),
+            Case.number.label("case"),
+            Case.origin_channel.label("channel"),
+            none.label("direction"),
+            Case.title.label("subject"),
+            Case.description.label("text"),
+            Status.name.label("status"),
+        )
+        .join(Status, Status.id == Case.status_id)
+        .where(Case.customer_id == customer_id)
+    )
     messages = (
         select(
             literal("message", String()),
@@ -244,9 +248,7 @@ async def customer_timeline(
     stmt = stmt.order_by(every.c.at.desc(), every.c.rank.desc(), every.c.id.desc()).limit(limit + 1)
     rows: list[Any] = list((await session.execute(stmt)).all())
     items = [
-        Interaction(
-            r.type, r.id, r.at, r.case, r.channel, r.direction, r.subject, r.text, r.status
-        )
+        Interaction(r.type, r.id, r.at, r.case, r.channel, r.direction, r.subject, r.text, r.status)
         for r in rows[:limit]
     ]
     more = len(rows) > limit

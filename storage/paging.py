@@ -90,5 +90,3 @@ def from_row(cls: type[D], source: Any, /, **given: Any) -> D:
     }
     values.update(given)
     return cls(**values)
-
-

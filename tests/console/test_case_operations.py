@@ -12,9 +12,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp.test_utils import TestClient
+from sqlalchemy import func, select
 
 from config.app import Services
 from intake.message import Address, Channel, InboundMessage
+from storage.models import Notification
 from tests.conftest import TokenFactory
 
 Client = TestClient[Any, Any]
@@ -122,7 +124,7 @@ async def test_two_patches_with_the_same_etag_one_gets_412(
     assert now["priority"] == winner["priority"] and now["version"] == 2
     # The stale one changed nothing: one update event only.
     assert sum(1 for e in now["timeline"] if e.get("kind") == "updated") == 1
-    status, body, _ = await api.call(
+    status, _, _ = await api.call(
         "PATCH", f"/api/v1/cases/{number}", {"priority": "Bajo"}, **{"If-Match": 'W/"1"'}
     )
     assert status == 412
@@ -189,12 +191,10 @@ async def test_notes_are_internal_events_never_notifications(
     status, answer, _ = await api.call("POST", f"/api/v1/cases/{number}/notes", {"txt": "x"})
     assert status == 422 and "txt" in answer["error"]["fields"]
     async with services.db.session() as session:
-        from sqlalchemy import func, select
-
-        from storage.models import Notification
-
         sent = await session.scalar(
-            select(func.count()).select_from(Notification).where(Notification.template != "ack_email")
+            select(func.count())
+            .select_from(Notification)
+            .where(Notification.template != "ack_email")
         )
     assert sent == 0
 
