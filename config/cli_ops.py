@@ -1,74 +1,31 @@
-"""Operator commands of the ``ventanilla`` CLI: tokens, cases, the inbound log and retries.
+"""Operator commands of the ``ventanilla`` CLI: tokens, the inbound log and retries (the
+case commands are ``config.cli_cases``).
 
-Each ``cmd_*`` takes the database, the parsed arguments and an output stream and returns
-the exit code (0 ok, 1 not found / still failing, 2 bad usage); ``cmd_inbound_retry`` also
-takes the running intake writer, since a replay must go through the one write path.
-``add_ops_parsers`` registers them; ``config.cli`` opens the services and calls
-``args.handler``.
+Each ``cmd_*`` takes the running services, the parsed arguments and an output stream and
+returns the exit code (0 ok, 1 not found / still failing, 2 bad usage); every change goes
+through the one write path. ``add_ops_parsers`` registers them; ``config.cli`` opens the
+services and calls ``args.handler``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-from collections.abc import Callable
 from typing import Any, TextIO
 
 from tabulate import tabulate
 
 from config.app import Services
+from config.cli_cases import add_case_parsers
+from config.cli_output import json_out, paging, print_page, short, when
 from console import serialize
-from storage.auth import ROLES, CreateToken, new_token
+from storage.auth import ROLES, CreateToken, RevokeToken, list_tokens, new_token
 from storage.db import StorageUnavailable
 from storage.operations import OperationRefused
 from storage.queries import (
-    DEFAULT_LIMIT,
-    CaseDetail,
-    CaseFilters,
     QueryError,
-    TimelineMessage,
     failed_inbound_ids,
-    get_case,
-    list_cases,
     list_inbound,
 )
-
-
-def _short(text: str | None, width: int) -> str:
-    text = " ".join((text or "").split())
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _when(value: Any) -> str:
-    return value.strftime("%Y-%m-%d %H:%M") if value is not None else ""
-
-
-def _json_out(body: Any, out: TextIO) -> None:
-    print(json.dumps(body, ensure_ascii=False, indent=2), file=out)
-
-
-def _print_page(
-    page: Any,
-    args: argparse.Namespace,
-    out: TextIO,
-    *,
-    item_json: Callable[[Any], Any],
-    empty: str,
-    headers: list[str],
-    row: Callable[[Any], list[Any]],
-) -> int:
-    """A listing's page as JSON (``--json``) or a table, with the cursor of the next one."""
-    if args.json:
-        _json_out(serialize.page(page, item_json), out)
-        return 0
-    if not page.items:
-        print(empty, file=out)
-        return 0
-    print(tabulate([row(item) for item in page.items], headers=headers), file=out)
-    if page.next_cursor:
-        print(f"\nmore: --cursor {page.next_cursor}", file=out)
-    return 0
-
 
 # --- token ---------------------------------------------------------------------------------
 
@@ -89,115 +46,31 @@ async def cmd_token_create(services: Services, args: argparse.Namespace, out: Te
     return 0
 
 
-# --- cases ---------------------------------------------------------------------------------
-
-
-async def cmd_cases_list(services: Services, args: argparse.Namespace, out: TextIO) -> int:
-    db = services.db
-    filters = CaseFilters(
-        q=args.q,
-        status=args.status,
-        area=args.area,
-        assignee=args.assignee,
-        channel=args.channel,
-        customer=args.customer,
-    )
-    try:
-        async with db.session() as session:
-            page = await list_cases(session, filters, args.limit, args.cursor)
-    except QueryError as exc:
-        print(f"{exc.param}: {exc}", file=out)
-        return 2
-    return _print_page(
-        page,
-        args,
-        out,
-        item_json=serialize.case_item,
-        empty="no cases match",
-        headers=[
-            "number",
-            "created",
-            "status",
-            "priority",
-            "area",
-            "assignee",
-            "customer",
-            "title",
-        ],
-        row=lambda c: [
-            c.number,
-            _when(c.created_at),
-            c.status,
-            c.priority,
-            c.area or "",
-            c.assignee or "",
-            _short(c.customer_name or c.contact, 24),
-            _short(c.title, 50),
-        ],
-    )
-
-
-def _case_header(case: CaseDetail) -> list[tuple[str, str]]:
-    c = case.row
-    idents = ", ".join(f"{i.kind} {i.value}" for i in case.identities)
-    fields = [
-        ("number", c.number),
-        ("title", c.title),
-        ("status", f"{c.status} ({case.status_kind})"),
-        ("priority", c.priority),
-        ("severity", c.severity),
-        ("category", " / ".join(x for x in (c.category, c.subreason) if x)),
-        ("area", c.area or ""),
-        ("assignee", c.assignee or ""),
-        ("customer", f"{c.customer_name} (#{c.customer_id}) {idents}".strip()),
-        ("contact", c.contact),
-        ("channel", c.origin_channel),
-        ("created", _when(c.created_at)),
-        ("updated", _when(c.updated_at)),
-        ("first response due", _when(case.first_response_due)),
-        ("resolution due", _when(case.resolution_due)),
-        ("tags", ", ".join(map(str, case.tags))),
-        ("cc", ", ".join(map(str, case.cc))),
-        ("parent", case.parent or ""),
-        ("merged into", case.merged_into or ""),
-        ("closed", _when(case.closed_at)),
-    ]
-    return [(k, v) for k, v in fields if v]
-
-
-async def cmd_cases_show(services: Services, args: argparse.Namespace, out: TextIO) -> int:
-    db = services.db
-    async with db.session() as session:
-        case = await get_case(session, args.number)
-    if case is None:
-        print(f"no case {args.number}", file=out)
-        return 1
+async def cmd_token_list(services: Services, args: argparse.Namespace, out: TextIO) -> int:
+    async with services.db.session() as session:
+        tokens = await list_tokens(session, include_revoked=args.all)
     if args.json:
-        _json_out(serialize.case_detail(case), out)
+        json_out({"items": [serialize.token_item(t) for t in tokens], "next_cursor": None}, out)
         return 0
-    print(tabulate(_case_header(case), tablefmt="plain"), file=out)
-    if case.description:
-        print("\n" + case.description.strip(), file=out)
-    print("\ntimeline:", file=out)
-    for entry in case.timeline:
-        if isinstance(entry, TimelineMessage):
-            arrow = "<-" if entry.direction == "in" else "->"
-            print(f"  {_when(entry.created_at)}  {arrow} {entry.channel} {entry.sender}", file=out)
-            if entry.subject:
-                print(f"      subject: {entry.subject}", file=out)
-            for line in entry.text.strip().splitlines():
-                print(f"      {line}", file=out)
-            for a in entry.attachments:
-                print(f"      [attachment] {a.filename} ({a.content_type}, {a.size} B)", file=out)
-        else:
-            print(f"  {_when(entry.created_at)}  * {entry.kind} ({entry.actor})", file=out)
-            for key, value in entry.detail.items():
-                if isinstance(value, list):  # routing reasons: one per line
-                    print(f"      {key}:", file=out)
-                    for item in value:
-                        print(f"        - {item}", file=out)
-                else:
-                    print(f"      {key}: {value}", file=out)
+    if not tokens:
+        print("no tokens", file=out)
+        return 0
+    rows = [
+        [t.id, t.user, t.role, f"{t.prefix}…", when(t.created_at), when(t.revoked_at)]
+        for t in tokens
+    ]
+    headers = ["id", "user", "role", "token", "created", "revoked"]
+    print(tabulate(rows, headers=headers), file=out)
+    return 0
+
+
+async def cmd_token_revoke(services: Services, args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        info = await services.writes.submit(RevokeToken(args.id))
+    except OperationRefused as exc:
+        print(str(exc), file=out)
+        return 1
+    print(f"token {info.id} of {info.user} revoked at {when(info.revoked_at)}", file=out)
     return 0
 
 
@@ -212,7 +85,7 @@ async def cmd_inbound_list(services: Services, args: argparse.Namespace, out: Te
     except QueryError as exc:
         print(f"{exc.param}: {exc}", file=out)
         return 2
-    return _print_page(
+    return print_page(
         page,
         args,
         out,
@@ -221,12 +94,12 @@ async def cmd_inbound_list(services: Services, args: argparse.Namespace, out: Te
         headers=["id", "received", "channel", "external id", "status", "case", "error"],
         row=lambda r: [
             r.id,
-            _when(r.received_at),
+            when(r.received_at),
             r.channel,
-            _short(r.external_id, 40),
+            short(r.external_id, 40),
             r.status,
             r.case_number or "",
-            _short(r.error, 60),
+            short(r.error, 60),
         ],
     )
 
@@ -264,22 +137,6 @@ async def cmd_inbound_retry(services: Services, args: argparse.Namespace, out: T
 # --- argparse ------------------------------------------------------------------------------
 
 
-def _limit(value: str) -> int:
-    try:
-        limit = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
-    if not 1 <= limit <= 200:
-        raise argparse.ArgumentTypeError("must be between 1 and 200")
-    return limit
-
-
-def _paging(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--limit", type=_limit, default=DEFAULT_LIMIT, help="rows (1-200)")
-    parser.add_argument("--cursor", help="continue from a previous page's cursor")
-    parser.add_argument("--json", action="store_true", help="print JSON as the API answers")
-
-
 def add_ops_parsers(subparsers: Any) -> None:
     """Register token, cases and inbound on the ``ventanilla`` subparsers. Each sets
     ``handler``, called with the running services."""
@@ -289,26 +146,22 @@ def add_ops_parsers(subparsers: Any) -> None:
     create.add_argument("--name", required=True, help="user the token belongs to")
     create.add_argument("--role", required=True, help=f"one of {', '.join(ROLES)}")
     create.set_defaults(handler=cmd_token_create)
+    tlist = token_sub.add_parser("list", help="list tokens (not the tokens themselves)")
+    tlist.add_argument("--all", action="store_true", help="include revoked tokens")
+    tlist.add_argument("--json", action="store_true", help="print JSON as the API answers")
+    tlist.set_defaults(handler=cmd_token_list)
+    revoke = token_sub.add_parser("revoke", help="revoke a token by its id")
+    revoke.add_argument("id", type=int, help="the token's id (see token list)")
+    revoke.set_defaults(handler=cmd_token_revoke)
 
-    cases = subparsers.add_parser("cases", help="support cases")
-    cases_sub = cases.add_subparsers(dest="cases_cmd", required=True)
-    listing = cases_sub.add_parser("list", help="list cases, newest first")
-    for name in ("status", "area", "assignee", "channel", "customer"):
-        listing.add_argument(f"--{name}", help=f"only cases with this {name}")
-    listing.add_argument("--q", help="text in the title, description or any message")
-    _paging(listing)
-    listing.set_defaults(handler=cmd_cases_list)
-    show = cases_sub.add_parser("show", help="one case and its timeline")
-    show.add_argument("number", help="case number, e.g. CAS-000123")
-    show.add_argument("--json", action="store_true", help="print JSON as the API answers")
-    show.set_defaults(handler=cmd_cases_show)
+    add_case_parsers(subparsers)
 
     inbound = subparsers.add_parser("inbound", help="the inbound message log")
     inbound_sub = inbound.add_subparsers(dest="inbound_cmd", required=True)
     ilist = inbound_sub.add_parser("list", help="list inbound messages, newest first")
     ilist.add_argument("--status", choices=("failed", "processed"))
     ilist.add_argument("--channel", help="only this channel (email, web, api, telegram, sms)")
-    _paging(ilist)
+    paging(ilist)
     ilist.set_defaults(handler=cmd_inbound_list)
     retry = inbound_sub.add_parser("retry", help="replay failed inbound messages")
     retry.add_argument("ids", nargs="*", type=int, metavar="ID", help="inbound ids")
