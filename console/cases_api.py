@@ -24,7 +24,9 @@ READ_ROLES = ("ops", "agent")  # admin is implied by Principal.may
 WRITE_ROLES = ("ops", "agent")
 CASE_FILTERS = ("q", "status", "area", "assignee", "channel", "customer")
 CASE_LIST_PARAMS = frozenset((*CASE_FILTERS, "limit", "cursor"))
-NUMBER = Param("number", "path", {"type": "string"}, "case number, e.g. CAS-000123", True)
+NUMBER = Param(
+    "number", "path", {"type": "string"}, "case number, e.g. CAS-000123", True, "CAS-000001"
+)
 
 
 def etag(version: int) -> str:

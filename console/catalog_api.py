@@ -23,7 +23,7 @@ from routing.catalog import CatalogCache
 from storage.write_path import WritePath
 
 READ_ROLES = ("ops", "agent")
-ID = Param("id", "path", {"type": "integer"}, "the item's id", True)
+ID = Param("id", "path", {"type": "integer"}, "the item's id", True, 1)
 
 
 class CatalogApi:
@@ -63,7 +63,7 @@ class CatalogApi:
                     {204: Answer("deleted")}, ("admin",),
                     params=(ID, query("replace_with", f"the id of the {one} that takes its "
                                       "place wherever it is used", {"type": "integer"})),
-                    errors=(409,), operation_id=f"delete_{one}",
+                    errors=(409, 422), operation_id=f"delete_{one}",
                 ),
             ]  # fmt: skip
         return found

@@ -22,6 +22,7 @@ class Param:
     schema: Mapping[str, Any]
     description: str = ""
     required: bool = False
+    example: Any = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Endpoint:
     body_required: bool = True
     params: tuple[Param, ...] = ()
     errors: tuple[int, ...] = ()  # documented error statuses beyond the usual
+    error_media: tuple[str, ...] = ("application/json",)  # browsers' pages answer in HTML
     operation_id: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 

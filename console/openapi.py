@@ -75,6 +75,7 @@ def _operation(ep: Endpoint, refs: Mapping[Any, Any]) -> dict[str, Any]:
             "required": p.required or p.where == "path",
             "description": p.description,
             "schema": dict(p.schema),
+            **({"example": p.example} if p.example is not None else {}),
         }
         for p in ep.params
     ]
@@ -102,10 +103,11 @@ def _operation(ep: Endpoint, refs: Mapping[Any, Any]) -> dict[str, Any]:
         responses[str(status)] = entry
     error_ref = refs[(ErrorBody, "serialization")]
     for status in _errors(ep):
-        entry = {
-            "description": ERROR_TEXT.get(status, "error"),
-            "content": {"application/json": {"schema": error_ref}},
+        content = {
+            media: {"schema": error_ref if media == "application/json" else {"type": "string"}}
+            for media in ep.error_media
         }
+        entry = {"description": ERROR_TEXT.get(status, "error"), "content": content}
         if status in (429, 503):
             entry["headers"] = {"Retry-After": {"schema": {"type": "string"}}}
         responses[str(status)] = entry

@@ -22,7 +22,7 @@ from storage.paging import Page, QueryError
 from storage.write_path import WritePath
 
 READ_ROLES = ("ops", "agent")
-ID = Param("id", "path", {"type": "integer"}, "the id", True)
+ID = Param("id", "path", {"type": "integer"}, "the id", True, 1)
 
 
 class PeopleApi:
@@ -69,6 +69,7 @@ class PeopleApi:
             Endpoint(
                 "DELETE", "/api/v1/tokens/{id}", self.revoke_token, "Revoke a token", "tokens",
                 {200: Answer("the revoked token", schemas.TokenItem)}, ("admin",), params=(ID,),
+                operation_id="revoke_token",
             ),
         ]  # fmt: skip
 

@@ -108,7 +108,7 @@ def endpoints() -> list[Endpoint]:
         Endpoint(
             "POST", "/form", None, "Submit the web form (urlencoded, multipart or JSON)",
             "intake", form_answers, None, body=FormIn, body_required=False,
-            errors=(403, 429),
+            errors=(403, 429), error_media=("application/json", "text/html"),
             extra={"description": "Browsers get HTML pages (the form again with the "
                    "reason) for every refusal; JSON clients get the JSON error."},
         ),
