@@ -15,7 +15,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,30 +76,6 @@ class DaemonProcess:
         assert self.proc is not None
         self.proc.send_signal(sig)
         return self.proc.wait(timeout=30)
-
-
-@pytest.fixture
-def daemon(tmp_path: Path, db_url: str) -> Iterator[DaemonProcess]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "VENTANILLA_DATABASE__URL": db_url,
-        "VENTANILLA_HTTP__PORT": str(port),
-        "VENTANILLA_HTTP__PUBLIC_URL": f"http://127.0.0.1:{port}",
-        "VENTANILLA_INTAKE__ATTACHMENTS_DIR": str(tmp_path / "attachments"),
-        "VENTANILLA_HTTP__FORM_RATE_LIMIT_PER_MINUTE": "0",
-        "VENTANILLA_DAEMON__LOG_FORMAT": "json",
-    }
-    env.pop("VENTANILLA_CONFIG", None)
-    proc = DaemonProcess(env=env, port=port, log=tmp_path / "daemon.log")
-    upgrade = proc.cli("db", "upgrade")
-    assert upgrade.returncode == 0, upgrade.stderr
-    proc.start()
-    try:
-        yield proc
-    finally:
-        if proc.proc is not None and proc.proc.poll() is None:
-            proc.kill(signal.SIGKILL)
 
 
 def count_rows(db_url: str, sql: str, **params: object) -> int:

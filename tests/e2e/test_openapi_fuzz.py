@@ -7,14 +7,14 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import uuid
 import sys
+import uuid
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from tests.e2e.test_daemon import DaemonProcess, daemon, form_body  # noqa: F401 (fixture)
+from tests.e2e.test_daemon import DaemonProcess, form_body
 
 pytestmark = pytest.mark.e2e
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
@@ -32,7 +32,7 @@ def token(daemon: DaemonProcess, name: str, role: str) -> str:
 
 async def seed_cases(daemon: DaemonProcess, count: int) -> None:
     async with aiohttp.ClientSession() as session:
-        for n in range(count):
+        for _ in range(count):
             async with session.post(
                 f"{daemon.base}/form",
                 json=form_body(str(uuid.uuid4())),
