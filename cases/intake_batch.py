@@ -21,6 +21,7 @@ from sqlalchemy import update
 from sqlalchemy.engine import Connection
 
 from cases.acks import AckLimiter, acknowledgement_for
+from cases.batch_locks import lock_threads
 from cases.bounces import mark_bounced
 from cases.catalog_state import CatalogInTransaction
 from cases.events import event_row
@@ -95,6 +96,7 @@ class IntakeBatch(Executor):
         now = ctx.now
         st = BatchState(now=now)
         work = [Work(item=op, identities=identities_of(op.msg)) for op in ops]
+        lock_threads(conn, work, self._tag)
         mark_duplicates(conn, work, st)
         fresh = [w for w in work if w.duplicate_of is None]
         self._check_files(fresh)
@@ -295,7 +297,8 @@ class IntakeBatch(Executor):
         msg = w.item.msg
         return {
             "channel": msg.channel.value,
-            "external_id": msg.external_id,
+            "external_id": w.external_id or msg.external_id,
+            "fingerprint": msg.fingerprint,
             "received_at": now,
             "status": "failed" if w.outcome == "failed" else "processed",
             "error": w.error,
@@ -366,6 +369,9 @@ class IntakeBatch(Executor):
                     events.append(
                         self._event(w, "reopened", {"status": self.threading.reopen_status}, now)
                     )
+            if w.reused_id is not None:
+                reuse = {"message_id": w.reused_id, "stored_as": w.external_id}
+                events.append(self._event(w, "message_id_reused", reuse, now))
             if msg.reports_on:
                 bounced = mark_bounced(conn, msg.reports_on, msg.report_error)
                 if bounced:
@@ -391,9 +397,12 @@ class IntakeBatch(Executor):
 
     def _result(self, w: Work, st: BatchState) -> AcceptResult:
         if w.duplicate_of is not None:
+            outcome = "conflict" if w.conflict else "duplicate"
+            error = "this id was already used for a different message" if w.conflict else None
             if w.duplicate_of[0] == -1:
-                first = st.firsts[(w.item.msg.channel.value, w.item.msg.external_id)]
-                return AcceptResult("duplicate", first.inbound_id, first.case_number)
+                first = st.firsts[(w.item.msg.channel.value, w.external_id)]
+                return AcceptResult(outcome, first.inbound_id, first.case_number, error)
             inbound_id, case_id = w.duplicate_of
-            return AcceptResult("duplicate", inbound_id, st.dup_numbers.get(case_id or 0))
+            number = st.dup_numbers.get(case_id or 0)
+            return AcceptResult(outcome, inbound_id, number, error)
         return AcceptResult(w.outcome, w.inbound_id, w.case_number, w.error, w.reasons)

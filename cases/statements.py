@@ -35,9 +35,9 @@ def _in(column: InstrumentedAttribute[Any], name: str) -> ColumnElement[bool]:
 
 
 # Dedup: (channel, external id) → inbound row and its case (params: channels, ids).
-DUPLICATES = select(Inbound.channel, Inbound.external_id, Inbound.id, Inbound.case_id).where(
-    _in(Inbound.channel, "channels"), _in(Inbound.external_id, "ids")
-)
+DUPLICATES = select(
+    Inbound.channel, Inbound.external_id, Inbound.id, Inbound.case_id, Inbound.fingerprint
+).where(_in(Inbound.channel, "channels"), _in(Inbound.external_id, "ids"))
 # Case numbers of case ids (param: ids).
 CASE_NUMBERS = select(Case.id, Case.number).where(_in(Case.id, "ids"))
 # Known customers by identity (params: kinds, values).

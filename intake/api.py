@@ -130,7 +130,13 @@ class ApiIntake:
         # Ids are scoped to the calling account: two integrations that both number their
         # messages from 1 must not have one's message taken for a repeat of the other's.
         external_id = f"{principal.user_id}:{key or uuid.uuid4()}"
-        result = await self.writer.accept(submission.message(Channel.API, external_id, body))
+        message = submission.message(
+            Channel.API, external_id, body, fingerprint=submission.fingerprint()
+        )
+        result = await self.writer.accept(message)
+        if result.outcome == "conflict":  # the key was used for another message
+            self.metrics.rejected.labels("api", "id_reused").inc()
+            return ValidationFailed({where: MESSAGES[lang]["id_reused"]}, lang).response()
         if result.outcome == "failed":  # kept as a failed row, replayed after a fix
             return web.json_response(
                 {"status": "failed", "message": "received; it will be processed after a fix"},

@@ -20,7 +20,7 @@ import phonenumbers
 from aiohttp import web
 from email_validator import EmailNotValidError, validate_email
 
-from intake.message import Address, Attachment, Channel, InboundMessage
+from intake.message import Address, Attachment, Channel, InboundMessage, content_fingerprint
 from routing.catalog import CatalogSnapshot
 
 LANGUAGES = ("es", "en")
@@ -51,6 +51,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "subreason_not_of_category": "Ese detalle no corresponde al motivo elegido.",
         "bad_language": "Idioma no disponible; use es o en.",
         "bad_id": "Identificador no válido.",
+        "id_reused": "Este identificador ya se usó para otro mensaje.",
         "unknown_field": "Campo desconocido. Campos conocidos: {known}.",
         "unknown_field_hint": "Campo desconocido; ¿quiso decir {hint}? Campos conocidos: {known}.",
         "files_need_multipart": "Los archivos se envían solo en un cuerpo multipart/form-data.",
@@ -69,6 +70,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "subreason_not_of_category": "That detail does not belong to the chosen reason.",
         "bad_language": "Language not available; use es or en.",
         "bad_id": "Not a valid identifier.",
+        "id_reused": "This identifier was already used for a different message.",
         "unknown_field": "Unknown field. Known fields: {known}.",
         "unknown_field_hint": "Unknown field; did you mean {hint}? Known fields: {known}.",
         "files_need_multipart": "Files can be sent only in a multipart/form-data body.",
@@ -146,12 +148,28 @@ class Submission:
     subreason: str | None
     language: str
 
+    def fingerprint(self) -> str:
+        """What the sender said: a repeat with the same id and other content is not a
+        retransmission."""
+        return content_fingerprint(
+            self.name,
+            self.email or "",
+            self.phone or "",
+            self.subject,
+            self.text,
+            self.category or "",
+            self.subreason or "",
+            self.language,
+        )
+
     def message(
         self,
         channel: Channel,
         external_id: str,
         raw: bytes,
         attachments: tuple[Attachment, ...] = (),
+        *,
+        fingerprint: str | None = None,
     ) -> InboundMessage:
         return InboundMessage(
             channel=channel,
@@ -164,6 +182,7 @@ class Submission:
             category=self.category,
             subreason=self.subreason,
             language=self.language,
+            fingerprint=fingerprint,
         )
 
 

@@ -6,6 +6,7 @@ channel fact matters to a rule it becomes a field here.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -94,6 +95,9 @@ class InboundMessage(PickledByFields):
     language: str = "es"
     # Do not acknowledge (imports, automatic mail); the reason is recorded.
     suppress_ack_reason: str | None = None
+    # A digest of what the sender said (``content_fingerprint``): a message whose external
+    # id was seen before with another fingerprint is not a retransmission. None: unchecked.
+    fingerprint: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The normalized form stored beside the raw bytes (everything but ``raw``)."""
@@ -137,6 +141,7 @@ class InboundMessage(PickledByFields):
             "reports_on": list(self.reports_on),
             "report_error": self.report_error,
             "parent_case": self.parent_case,
+            "fingerprint": self.fingerprint,
         }
 
     @classmethod
@@ -150,11 +155,20 @@ class InboundMessage(PickledByFields):
         return cls(raw=raw, **fields)
 
 
+def content_fingerprint(*parts: str) -> str:
+    """A digest of a message's content parts (sender, date, subject, text …)."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode("utf-8", "surrogatepass"))
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
 @dataclass(frozen=True, slots=True)
 class AcceptResult(PickledByFields):
     """What ``accept`` tells the adapter once the message is committed."""
 
-    outcome: str  # created | continued | duplicate | failed
+    outcome: str  # created | continued | duplicate | conflict | failed
     inbound_id: int
     case_number: str | None = None
     error: str | None = None

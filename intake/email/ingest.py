@@ -26,7 +26,13 @@ from intake.email.prepare import (
     ParserSetup,
     parse_and_store_each,
 )
-from intake.message import AcceptResult, Attachment, Channel, InboundMessage
+from intake.message import (
+    AcceptResult,
+    Attachment,
+    Channel,
+    InboundMessage,
+    content_fingerprint,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,4 +197,13 @@ class EmailIngest:
             priority=preset.priority if preset else None,
             language=self.default_language,
             suppress_ack_reason=source.suppress_ack,
+            # What the sender wrote, not how it travelled (Received headers differ between
+            # an SMTP and an IMAP copy of one mail): tells a reused Message-ID.
+            fingerprint=content_fingerprint(
+                parsed.sender.email or "",
+                parsed.date.isoformat() if parsed.date else "",
+                parsed.subject,
+                parsed.text,
+                *(a.sha256 for a in stored),
+            ),
         )

@@ -11,13 +11,12 @@ from sqlalchemy import select, update
 from config.app import Services
 from intake.message import AcceptResult, Address, Attachment, Channel, InboundMessage
 from storage.models import Case, Status
+from storage.paging import decode_cursor, encode_cursor
 from storage.queries import (
     CaseFilters,
     QueryError,
     TimelineEvent,
     TimelineMessage,
-    decode_cursor,
-    encode_cursor,
     failed_inbound_ids,
     get_case,
     list_cases,
