@@ -37,6 +37,7 @@ from storage.db import Database
 from storage.migrate_child import upgrade_in_child
 from storage.models import AppState
 from storage.operations import TransactionRunner
+from storage.wal import register_wal_metrics
 from storage.write_path import WritePath
 from storage.writer_process import WriterProcess
 
@@ -134,6 +135,7 @@ async def open_services(
     # Taking no state from outside (no default registry) keeps several instances per
     # process possible, which the tests rely on.
     registry = registry or CollectorRegistry()
+    register_wal_metrics(registry, settings.database.url)
     renderer = TemplateRenderer(default_language=settings.intake.default_language)
     metrics = IntakeMetrics(registry)
     store = AttachmentStore(settings.intake.attachments_dir)
