@@ -63,8 +63,10 @@ class Services:
         """MIME parsing in processes of their own, started now, before the first mail (the
         daemon and imports; tests parse in threads). See intake.email.parser_pool."""
         if self.parser_pool is None:
-            workers = self.settings.intake.parse_workers or os.cpu_count() or 1
-            self.parser_pool = ParserPool(workers, self.email.parser_setup())
+            intake = self.settings.intake
+            workers = intake.parse_workers or os.cpu_count() or 1
+            setup = self.email.parser_setup()
+            self.parser_pool = ParserPool(workers, setup, timeout=intake.parse_timeout_seconds)
             self.email.pool = self.parser_pool
         await self.parser_pool.start()
 

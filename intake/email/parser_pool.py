@@ -7,6 +7,12 @@ core). The processes start with the pool, before the first mail, and import only
 parser. A process that dies (killed, out of memory) takes the mails it was parsing with
 it as ``ParserCrashed``: they are committed as failed with their raw bytes, replayable with
 ``ventanilla inbound retry``, and the next call starts a new process in its place.
+
+A mail that hangs its parser (a loop, or a crawl through some pathological structure)
+would hold a process and its sender forever: each call gets ``timeout`` seconds, after
+which its process is killed. A mail that ran out of time alone is ``ParseTimedOut``, kept
+as failed in the same way; mails that ran out of time together are tried again one by
+one; the calls queued behind on that process had not begun and go to another one.
 """
 
 from __future__ import annotations
@@ -17,18 +23,25 @@ from collections.abc import Sequence
 from typing import Any
 
 from intake.email.parse import ParsedEmail
-from intake.email.prepare import Outcome, ParserCrashed, ParserSetup
-from plumbing.child_process import ChildGone, ChildProcess
+from intake.email.prepare import Outcome, ParserCrashed, ParserSetup, ParseTimedOut
+from plumbing.child_process import CallTimedOut, ChildGone, ChildProcess
 
 log = logging.getLogger(__name__)
 
 MODULE = "intake.email.prepare"
 
+# How often a call is handed to another process when the one it waited on was killed
+# before beginning it (each time, for a mail before it that ran past its deadline).
+REQUEUES = 3
+
 
 class ParserPool:
-    def __init__(self, workers: int, setup: ParserSetup) -> None:
+    def __init__(self, workers: int, setup: ParserSetup, *, timeout: float | None = None) -> None:
+        """``timeout``: the seconds a process may spend on one call, a mail or a group of
+        them (None: no deadline)."""
         self.workers = max(1, workers)
         self.setup = setup
+        self.timeout = timeout
         self._children: list[ChildProcess | None] = [None] * self.workers
         self._starting = asyncio.Lock()
 
@@ -61,13 +74,28 @@ class ParserPool:
         return min(alive, key=lambda c: c.in_flight)
 
     async def _call(self, op: str, arg: Any) -> Any:
-        child = await self._least_busy()
-        return await child.call((op, arg))
+        for requeue in range(REQUEUES + 1):
+            child = await self._least_busy()
+            try:
+                return await child.call((op, arg), self.timeout)
+            except ChildGone as exc:
+                if exc.started or requeue == REQUEUES:
+                    raise
+        raise AssertionError("unreachable")
 
     async def prepare(self, raws: Sequence[bytes]) -> list[Outcome]:
         """Parse and store each mail; each outcome in its place."""
         try:
             outcomes: list[Outcome] = await self._call("prepare", list(raws))
+        except CallTimedOut as exc:
+            if len(raws) > 1:
+                # Which of them hung is unknown (or all were slow, and together took longer
+                # than one may): each again on its own, with its own deadline, so that only
+                # a mail that hangs alone fails (stored attachments are the same files again).
+                alone = await asyncio.gather(*(self.prepare([raw]) for raw in raws))
+                return [outcome for (outcome,) in alone]
+            log.error("parser process killed: a mail took more than %g s to parse", self.timeout)
+            return [ParseTimedOut(f"parse took longer than {exc.deadline:g} s; process killed")]
         except ChildGone as exc:
             log.error("parser process died with %d mail(s): %s", len(raws), exc)
             return [ParserCrashed(f"parser process died: {exc}") for _ in raws]
@@ -77,6 +105,11 @@ class ParserPool:
         """The parsed mail, attachment bytes included; raises like ``parse_email``."""
         try:
             parsed: ParsedEmail = await self._call("parse", raw)
+        except CallTimedOut as exc:
+            log.error("parser process killed: a mail took more than %g s to parse", self.timeout)
+            raise ParseTimedOut(
+                f"parse took longer than {exc.deadline:g} s; process killed"
+            ) from exc
         except ChildGone as exc:
             raise ParserCrashed(f"parser process died: {exc}") from exc
         return parsed

@@ -25,6 +25,11 @@ class ParserCrashed(Exception):
     original was."""
 
 
+class ParseTimedOut(ParserCrashed):
+    """The parse ran past its deadline and its process was killed (a mail that makes the
+    parser loop or crawl); kept as failed like a crash."""
+
+
 Prepared = tuple[ParsedEmail, tuple[Attachment, ...]]
 Outcome = Prepared | EmailParseError | ParserCrashed
 
