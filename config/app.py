@@ -11,7 +11,7 @@ import asyncio
 import os
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -65,7 +65,7 @@ class Services:
         if self.parser_pool is None:
             intake = self.settings.intake
             workers = intake.parse_workers or os.cpu_count() or 1
-            setup = self.email.parser_setup()
+            setup = replace(self.email.parser_setup(), fast_mime_parser=intake.fast_mime_parser)
             self.parser_pool = ParserPool(workers, setup, timeout=intake.parse_timeout_seconds)
             self.email.pool = self.parser_pool
         await self.parser_pool.start()

@@ -165,6 +165,7 @@ class IntakeSettings(Section):
     # alone) before it is killed and the mail kept as failed; at most the 10 minutes an SMTP
     # client waits for the reply to DATA (RFC 5321 §4.5.3.2.6).
     parse_timeout_seconds: float = Field(60.0, gt=0, le=600)
+    fast_mime_parser: bool = True  # parser processes install intake.email.feedparser_fast
     max_attachment_bytes: int = Field(10_485_760, ge=1)
     max_attachments: int = Field(10, ge=0)
     max_total_attachment_bytes: int = Field(26_214_400, ge=1)

@@ -42,6 +42,8 @@ class ParserPool:
         self.workers = max(1, workers)
         self.setup = setup
         self.timeout = timeout
+        # What the processes report about intake.email.feedparser_fast, once they run.
+        self.fast_mime_parser: str | None = None
         self._children: list[ChildProcess | None] = [None] * self.workers
         self._starting = asyncio.Lock()
 
@@ -61,6 +63,23 @@ class ParserPool:
                     self._children[index] = child
             if failed is not None:
                 raise failed
+            if missing:
+                await self._report_fast_parser(self._children[missing[0]])
+
+    async def _report_fast_parser(self, child: ChildProcess | None) -> None:
+        """Log whether the processes parse with the faster feedparser, once per change."""
+        if child is None:
+            return
+        state: str = await child.call(("fast_mime_parser", None))
+        if state != self.fast_mime_parser:
+            self.fast_mime_parser = state
+            how = {
+                "active": "active",
+                "off": "off ([intake] fast_mime_parser = false)",
+                "unsupported": "not installed: this Python's email.feedparser is not the "
+                "one it was written for",
+            }
+            log.info("MIME parser processes: fast feedparser %s", how.get(state, state))
 
     @property
     def pids(self) -> list[int]:
