@@ -172,13 +172,13 @@ class BackgroundCheckpoints:
             try:
                 # Outside any transaction (autocommit: see finish): TRUNCATE is refused
                 # inside one. A reader that outlasts the wait leaves the log as it is, and
-                # the next transaction tries again.
+                # the writer tries again TRUNCATE_RETRY later.
                 busy, _log, _copied = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
             finally:
                 conn.execute(f"PRAGMA busy_timeout={int(waited)}")
         except sqlite3.Error as exc:  # the writer's own transactions must not fail for it
             log.warning("WAL checkpoint (TRUNCATE) failed: %s", exc)
-            return
+            busy = True
         finally:
             raw.close()
         if busy:

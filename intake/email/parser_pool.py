@@ -13,6 +13,9 @@ would hold a process and its sender forever: each call gets ``timeout`` seconds,
 which its process is killed. A mail that ran out of time alone is ``ParseTimedOut``, kept
 as failed in the same way; mails that ran out of time together are tried again one by
 one; the calls queued behind on that process had not begun and go to another one.
+
+Each process installs the faster feedparser (``intake.email.feedparser_fast``) or not, as
+its setup says; the pool asks a new process which is in force and logs it when it changes.
 """
 
 from __future__ import annotations
