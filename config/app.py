@@ -11,7 +11,7 @@ import asyncio
 import os
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -37,6 +37,7 @@ from storage.db import Database
 from storage.migrate_child import upgrade_in_child
 from storage.models import AppState
 from storage.operations import TransactionRunner
+from storage.wal import register_wal_metrics
 from storage.write_path import WritePath
 from storage.writer_process import WriterProcess
 
@@ -62,8 +63,10 @@ class Services:
         """MIME parsing in processes of their own, started now, before the first mail (the
         daemon and imports; tests parse in threads). See intake.email.parser_pool."""
         if self.parser_pool is None:
-            workers = self.settings.intake.parse_workers or os.cpu_count() or 1
-            self.parser_pool = ParserPool(workers, self.email.parser_setup())
+            intake = self.settings.intake
+            workers = intake.parse_workers or os.cpu_count() or 1
+            setup = replace(self.email.parser_setup(), fast_mime_parser=intake.fast_mime_parser)
+            self.parser_pool = ParserPool(workers, setup, timeout=intake.parse_timeout_seconds)
             self.email.pool = self.parser_pool
         await self.parser_pool.start()
 
@@ -134,6 +137,7 @@ async def open_services(
     # Taking no state from outside (no default registry) keeps several instances per
     # process possible, which the tests rely on.
     registry = registry or CollectorRegistry()
+    register_wal_metrics(registry, settings.database.url)
     renderer = TemplateRenderer(default_language=settings.intake.default_language)
     metrics = IntakeMetrics(registry)
     store = AttachmentStore(settings.intake.attachments_dir)

@@ -161,6 +161,11 @@ class NotifierSettings(Section):
 class IntakeSettings(Section):
     attachments_dir: Path = Path("attachments")
     parse_workers: int = Field(0, ge=0, le=32)  # MIME parsing processes (0 = one per core)
+    # Seconds a parser process may spend on a mail (or on a group of them, each then tried
+    # alone) before it is killed and the mail kept as failed; at most the 10 minutes an SMTP
+    # client waits for the reply to DATA (RFC 5321 §4.5.3.2.6).
+    parse_timeout_seconds: float = Field(60.0, gt=0, le=600)
+    fast_mime_parser: bool = True  # parser processes install intake.email.feedparser_fast
     max_attachment_bytes: int = Field(10_485_760, ge=1)
     max_attachments: int = Field(10, ge=0)
     max_total_attachment_bytes: int = Field(26_214_400, ge=1)

@@ -14,6 +14,12 @@ Ctrl-C reaches the whole process group, and the parent may still have work to fi
 while it drains). When the parent goes away the child reads end-of-file and exits. If the
 child dies, the calls in flight fail with ``ChildGone`` and the owner decides what that
 means (the writer: retry later; a parser: the mail is kept as failed).
+
+A call may carry a deadline, counted from the moment the child begins it (calls are
+worked one at a time, in order, so that is when the answer before it arrived). A child
+that has not answered by then is killed: that call fails with ``CallTimedOut``, and the
+calls queued behind it with a ``ChildGone`` whose ``started`` is False, since the child
+never read them as work, so the owner may hand them to another child.
 """
 
 from __future__ import annotations
@@ -35,7 +41,30 @@ _LENGTH = struct.Struct(">Q")
 
 class ChildGone(Exception):
     """The child exited, was killed, or fell out of step; whatever was in flight is
-    unknown."""
+    unknown, unless ``started`` is False: the child was killed before it began this call."""
+
+    def __init__(self, reason: str, *, started: bool = True) -> None:
+        super().__init__(reason)
+        self.started = started
+
+
+class CallTimedOut(ChildGone):
+    """The call ran past its deadline (seconds); the child was killed."""
+
+    def __init__(self, deadline: float) -> None:
+        super().__init__(f"no answer within {deadline:g} s: child process killed")
+        self.deadline = deadline
+
+
+class _Call:
+    """One call waiting for its answer, and its deadline's timer once the child is on it."""
+
+    __slots__ = ("deadline", "future", "timer")
+
+    def __init__(self, future: asyncio.Future[Any], deadline: float | None) -> None:
+        self.future = future
+        self.deadline = deadline  # seconds from the moment the child begins it
+        self.timer: asyncio.TimerHandle | None = None
 
 
 def frame(obj: object) -> bytes:
@@ -49,7 +78,7 @@ class ChildProcess:
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
         self.alive = True
-        self._waiting: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self._waiting: collections.deque[_Call] = collections.deque()
         self._reader = asyncio.get_running_loop().create_task(self._read_answers())
 
     @classmethod
@@ -75,15 +104,19 @@ class ChildProcess:
     def in_flight(self) -> int:
         return len(self._waiting)
 
-    async def call(self, payload: object) -> Any:
+    async def call(self, payload: object, deadline: float | None = None) -> Any:
+        """The child's answer to ``payload``; if ``deadline`` seconds pass after the child
+        began this call without an answer, the child is killed (``CallTimedOut``)."""
         if not self.alive:
             raise ChildGone("child process is not running")
         assert self.proc.stdin is not None
         data = frame(payload)  # a payload that cannot be pickled fails here, queuing nothing
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        # One write() per frame, and the future queued in the same step: the order of the
-        # frames on the pipe is the order of the futures, and the child answers in order.
-        self._waiting.append(future)
+        # One write() per frame, and the call queued in the same step: the order of the
+        # frames on the pipe is the order of the calls, and the child answers in order.
+        self._waiting.append(_Call(future, deadline))
+        if len(self._waiting) == 1:
+            self._begun()
         try:
             self.proc.stdin.write(data)
             await self.proc.stdin.drain()
@@ -101,7 +134,14 @@ class ChildProcess:
                 header = await self.proc.stdout.readexactly(_LENGTH.size)
                 (size,) = _LENGTH.unpack(header)
                 data = await self.proc.stdout.readexactly(size)
-                future = self._waiting.popleft()
+                if not self._waiting:  # an answer that crossed a kill for a deadline
+                    continue
+                done = self._waiting.popleft()
+                if done.timer is not None:
+                    done.timer.cancel()
+                if self._waiting:
+                    self._begun()  # the child goes on to the next call now
+                future = done.future
                 try:
                     ok, value = pickle.loads(data)
                 except Exception as exc:  # e.g. an exception type that cannot be rebuilt
@@ -120,12 +160,37 @@ class ChildProcess:
             self._fail_all(f"child process answer unreadable: {exc!r}")
             self.proc.kill()
 
-    def _fail_all(self, reason: str) -> None:
+    def _begun(self) -> None:
+        """The call at the head of the queue is the child's work now: start its clock."""
+        head = self._waiting[0]
+        if head.deadline is not None and head.timer is None:
+            loop = asyncio.get_running_loop()
+            head.timer = loop.call_later(head.deadline, self._overdue, head, head.deadline)
+
+    def _overdue(self, call: _Call, deadline: float) -> None:
+        # Still the child's work (its caller may have gone, the calls behind it have not).
+        if not self._waiting or self._waiting[0] is not call:
+            return
+        # SIGKILL: the child ignores SIGTERM, and a child stuck in a loop would not read
+        # a closed pipe. Its end-of-file then reaches _read_answers, which finds no one
+        # left to answer.
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
+        self._waiting.popleft()
+        if not call.future.done():
+            call.future.set_exception(CallTimedOut(deadline))
+        self._fail_all(
+            "child process killed: a call before this one ran past its deadline", started=False
+        )
+
+    def _fail_all(self, reason: str, *, started: bool = True) -> None:
         self.alive = False
         while self._waiting:
-            future = self._waiting.popleft()
-            if not future.done():
-                future.set_exception(ChildGone(reason))
+            call = self._waiting.popleft()
+            if call.timer is not None:
+                call.timer.cancel()
+            if not call.future.done():
+                call.future.set_exception(ChildGone(reason, started=started))
 
     async def close(self) -> None:
         """Close the child's stdin (it finishes what it has read, then exits) and wait."""

@@ -13,6 +13,12 @@ per-execution work of finding the compiled form, building each row's parameters 
 the compiler and, for RETURNING, writing the multi-row VALUES again (replayed SMTP
 batches: a tenth of the writer's CPU). PostgreSQL keeps SQLAlchemy's own path, whose
 insertmanyvalues numbers the parameters the way asyncpg wants them.
+
+Only defaults whose value can be computed here exactly as SQLAlchemy computes it are taken
+on the prepared path: plain values and callables that take no argument. A row set that
+leaves to the table a column whose default is a SQL expression (rendered into the
+statement), a callable that reads the execution context, a sequence or anything newer
+takes SQLAlchemy's own path for that table, slower but right.
 """
 
 from __future__ import annotations
@@ -21,8 +27,11 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnDefault, Table, insert
+from sqlalchemy import Column, ColumnDefault, Table, insert
 from sqlalchemy.engine import Connection, Dialect
+
+# (column key, a callable taking no argument or None, the value when there is no callable)
+Default = tuple[str, Callable[[Any], Any] | None, Any]
 
 
 @functools.cache
@@ -39,17 +48,18 @@ class PreparedInsert:
     parameters (SQLite's ``?``), compiled once."""
 
     def __init__(
-        self, table: Table, keys: tuple[str, ...], returning: tuple[str, ...], dialect: Dialect
+        self,
+        table: Table,
+        keys: tuple[str, ...],
+        returning: tuple[str, ...],
+        dialect: Dialect,
+        defaults: tuple[Default, ...],
     ) -> None:
         # Columns the rows leave out but that have a Python-side default get it here, as
         # SQLAlchemy would give it (server-side defaults are the database's business).
-        self.defaults = [
-            (column.key, column.default)
-            for column in table.columns
-            if column.key not in keys and isinstance(column.default, ColumnDefault)
-        ]
+        self.defaults = defaults
         compiled = _insert(table, *returning).compile(
-            dialect=dialect, column_keys=[*keys, *(key for key, _ in self.defaults)]
+            dialect=dialect, column_keys=[*keys, *(key for key, _, _ in defaults)]
         )
         self.columns: list[tuple[str, Callable[[Any], Any] | None]] = [
             (name, table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
@@ -77,8 +87,8 @@ class PreparedInsert:
         for row in rows:
             if self.defaults:
                 row = dict(row)
-                for key, default in self.defaults:
-                    row[key] = default.arg(None) if default.is_callable else default.arg
+                for key, call, value in self.defaults:
+                    row[key] = value if call is None else call(None)
             done.append(
                 tuple(
                     row[name] if process is None else process(row[name])
@@ -92,14 +102,55 @@ class PreparedInsert:
         return self._head + ", ".join([self._group] * count) + self._tail
 
 
-_prepared = functools.cache(PreparedInsert)
+@functools.cache
+def _wrappers() -> frozenset[Any]:
+    """The code of the wrappers SQLAlchemy puts around a default callable that takes no
+    argument, so that it can be called like one that takes the execution context (a plain
+    function, and a builtin or other callable whose signature cannot be read)."""
+    return frozenset(
+        getattr(ColumnDefault(probe).arg, "__code__", None) for probe in (lambda: None, list)
+    ) - {None}
+
+
+def _computable(column: Column[Any]) -> Default | None:
+    """How to compute ``column``'s default here as SQLAlchemy would, or None when only
+    SQLAlchemy's own execution can: the default's value depends on the statement or its
+    execution context, or is of a kind this module does not know."""
+    default = column.default
+    if isinstance(default, ColumnDefault):
+        if default.is_scalar:
+            return column.key, None, default.arg
+        # A callable that reads the context (``ctx.get_current_parameters()``) would get
+        # None here and fail, or worse, give a different value: only SQLAlchemy's own
+        # wrapper of a callable without arguments ignores the context it is given.
+        if default.is_callable and getattr(default.arg, "__code__", None) in _wrappers():
+            return column.key, default.arg, None
+    return None
+
+
+@functools.cache
+def _prepared(
+    table: Table, keys: tuple[str, ...], returning: tuple[str, ...], dialect: Dialect
+) -> PreparedInsert | None:
+    """The statement for rows with these keys, or None when a column they leave out has
+    a default that only SQLAlchemy can compute."""
+    defaults: list[Default] = []
+    for column in table.columns:
+        if column.key in keys or column.default is None:
+            continue
+        computed = _computable(column)
+        if computed is None:
+            return None
+        defaults.append(computed)
+    return PreparedInsert(table, keys, returning, dialect, tuple(defaults))
 
 
 def _prepared_for(
     conn: Connection, table: Table, rows: Sequence[dict[str, Any]], returning: tuple[str, ...]
 ) -> PreparedInsert | None:
-    """The compiled statement for these rows' keys, or None off SQLite (positional ``?``
-    parameters only)."""
+    """The compiled statement for these rows' keys, or None for SQLAlchemy's own path: off
+    SQLite (positional ``?`` parameters only), or when the rows leave a column to a default
+    only SQLAlchemy can compute (see ``_computable``)."""
     if conn.dialect.paramstyle != "qmark":
         return None
     return _prepared(table, tuple(rows[0]), returning, conn.dialect)

@@ -1,9 +1,12 @@
 """Three hot spots of the stdlib mail parser (``email.feedparser``), made cheaper.
 
-They are replaced in ``email.feedparser``'s namespace once, at import, in every process
-that parses mail; only when the stdlib code is the one this was written for, so a
-Python whose feedparser differs is left alone. ``tests/email/test_feedparser_fast.py``
-checks that each gives the stdlib's own answers.
+They are put in ``email.feedparser``'s namespace by ``configure(True)``, which the parser
+processes call when they start (``[intake] fast_mime_parser``, on by default; importing
+this module changes nothing), and only when the stdlib code is the one this was written
+for, so a Python whose feedparser differs is left alone. ``configure(False)`` puts the
+stdlib's own back. ``tests/email/test_feedparser_fast.py`` checks that each gives the
+stdlib's own answers; the parse tests run with them on, and with them off when
+``VENTANILLA_TEST_FAST_MIME_PARSER=off``.
 
 - **End-of-payload search.** The parser trims the line break a part's payload ends with
   using ``NLCRE_eol.search(payload)``, a pattern anchored at the end of the string
@@ -125,6 +128,41 @@ class ReForFeedparser:
         return re.compile(pattern, flags)
 
 
+ACTIVE, OFF, UNSUPPORTED = "active", "off", "unsupported"
+
+
+def configure(enabled: bool) -> str:
+    """Install the replacements (``enabled``) or put the stdlib's own back; what is in
+    force now: ``active``, ``off``, or ``unsupported`` (enabled, but this Python's
+    feedparser is not the one they were written for)."""
+    if not enabled:
+        uninstall()
+        return OFF
+    return ACTIVE if install() else UNSUPPORTED
+
+
+def active() -> bool:
+    """Whether the parser uses the replacements now."""
+    namespace = vars(email.feedparser)
+    return (
+        isinstance(namespace.get("NLCRE_eol"), EndOfStringSearch)
+        and isinstance(namespace.get("re"), ReForFeedparser)
+        and namespace.get("BufferedSubFile") is LinesForFeedparser
+    )
+
+
+def uninstall() -> None:
+    """Put back whatever of the stdlib's objects ``install`` replaced."""
+    namespace = vars(email.feedparser)
+    eol = namespace.get("NLCRE_eol")
+    if isinstance(eol, EndOfStringSearch):
+        namespace["NLCRE_eol"] = eol.pattern
+    if isinstance(namespace.get("re"), ReForFeedparser):
+        namespace["re"] = re
+    if namespace.get("BufferedSubFile") is LinesForFeedparser:
+        namespace["BufferedSubFile"] = LinesForFeedparser.__base__
+
+
 def install() -> bool:
     """Put all three in place; False (and nothing changed) when the stdlib's feedparser is
     not the one this was written for."""
@@ -177,6 +215,3 @@ def _reads_lines_as_expected() -> bool:
         and tests in readline
         and step == "def__next__(self):line=self.readline()ifline=='':raiseStopIterationreturnline"
     )
-
-
-install()

@@ -3,7 +3,8 @@
 This module is what a parser process imports (``python -m intake.email.prepare``, started
 by ``intake.email.parser_pool``): the parser, the attachment store and nothing of the
 database, so a process is ready in a fraction of a second. The same functions run in a
-thread when there is no pool (tests, ``inbound retry``).
+thread when there is no pool (tests, ``inbound retry``). A process installs the faster
+feedparser (``intake.email.feedparser_fast``) when it starts, unless its setup says not to.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from intake.attachments import AttachmentStore
+from intake.email import feedparser_fast
 from intake.email.parse import EmailParseError, ParsedEmail, ParseLimits, parse_email
 from intake.message import Attachment
 from plumbing.child_process import serve
@@ -23,6 +25,11 @@ class ParserCrashed(Exception):
     """The parser raised something other than EmailParseError (a bug), or its process
     died; the message says what, in a form that crosses the process pipe whatever the
     original was."""
+
+
+class ParseTimedOut(ParserCrashed):
+    """The parse ran past its deadline and its process was killed (a mail that makes the
+    parser loop or crawl); kept as failed like a crash."""
 
 
 Prepared = tuple[ParsedEmail, tuple[Attachment, ...]]
@@ -62,15 +69,19 @@ class ParserSetup:
     limits: ParseLimits
     own_domain: str
     attachments_root: Path
+    fast_mime_parser: bool = True  # install intake.email.feedparser_fast
 
 
 class _Parser:
     """A parser process's side of the pipe: ``("prepare", raws)`` → outcomes, each in
-    its place; ``("parse", raw)`` → ParsedEmail (attachment bytes included)."""
+    its place; ``("parse", raw)`` → ParsedEmail (attachment bytes included);
+    ``("fast_mime_parser", None)`` → whether the faster feedparser is in force (``active``,
+    ``off`` or ``unsupported``; the pool logs it)."""
 
     def __init__(self, setup: ParserSetup) -> None:
         self.setup = setup
         self.store = AttachmentStore(setup.attachments_root)
+        feedparser_fast.configure(setup.fast_mime_parser)
 
     def __call__(self, call: tuple[str, Any]) -> Any:
         op, arg = call
@@ -79,6 +90,10 @@ class _Parser:
             return parse_and_store_each(arg, setup.limits, setup.own_domain, self.store)
         if op == "parse":
             return parse_email(arg, setup.limits, setup.own_domain)
+        if op == "fast_mime_parser":
+            if feedparser_fast.active():
+                return feedparser_fast.ACTIVE
+            return feedparser_fast.UNSUPPORTED if setup.fast_mime_parser else feedparser_fast.OFF
         raise ValueError(f"unknown parser call {op!r}")
 
     def close(self) -> None:

@@ -1,15 +1,18 @@
 """The feedparser replacements give the stdlib's own answers (the end-only search on every
 kind of ending, the boundary matcher on every kind of boundary line, whole parses on the
-corpus and on generated mail), and are what the mail parser uses once
-intake.email.parse is imported."""
+corpus and on generated mail); they are what the mail parser uses once installed, never
+installed by an import, switched off and on by ``configure``, and a parser process
+installs them or not as ``[intake] fast_mime_parser`` says, and the pool logs which."""
 
 from __future__ import annotations
 
 import email
 import email.feedparser
 import itertools
+import logging
 import random
 import re
+import subprocess
 import sys
 from collections.abc import Iterator
 from email import policy
@@ -19,7 +22,7 @@ from typing import Any
 
 import pytest
 
-import intake.email.parse  # noqa: F401  (installs the replacements)
+from config.app import open_services
 from intake.email import feedparser_fast
 from intake.email.feedparser_fast import (
     BoundaryLine,
@@ -27,6 +30,8 @@ from intake.email.feedparser_fast import (
     LinesForFeedparser,
     ReForFeedparser,
 )
+from tests.conftest import make_settings
+from tests.email.conftest import FAST
 from tests.email.test_parse_corpus import corpus_files
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,6 +57,7 @@ def test_same_match_as_the_full_search_on_every_ending() -> None:
 
 
 def test_the_parser_uses_it() -> None:
+    assert feedparser_fast.configure(True) == "active"
     assert isinstance(vars(email.feedparser)["NLCRE_eol"], EndOfStringSearch)
     message = email.message_from_string(
         "Content-Type: multipart/mixed; boundary=b\n\n--b\n\nuno\n\n--b\n\ndos\r\n--b--\n"
@@ -118,14 +124,10 @@ def shape(message: Message) -> Iterator[Any]:
 
 
 def parse_both(raw: bytes) -> tuple[list[Any], list[Any]]:
-    namespace = vars(email.feedparser)
+    assert feedparser_fast.configure(True) == "active"
     fast = list(shape(email.message_from_bytes(raw, policy=policy.default)))
-    saved = {name: namespace[name] for name in STDLIB_NAMESPACE}
-    namespace.update(STDLIB_NAMESPACE)
-    try:
-        stdlib = list(shape(email.message_from_bytes(raw, policy=policy.default)))
-    finally:
-        namespace.update(saved)
+    assert feedparser_fast.configure(False) == "off"
+    stdlib = list(shape(email.message_from_bytes(raw, policy=policy.default)))
     return fast, stdlib
 
 
@@ -154,10 +156,12 @@ def test_generated_mail_parses_the_same_as_with_the_stdlib() -> None:
 
 
 def test_the_parser_uses_the_boundary_matcher() -> None:
+    feedparser_fast.configure(True)
     assert isinstance(vars(email.feedparser)["re"], ReForFeedparser)
 
 
 def test_the_parser_reads_lines_through_the_short_way() -> None:
+    feedparser_fast.configure(True)
     assert vars(email.feedparser)["BufferedSubFile"] is LinesForFeedparser
     assert isinstance(email.feedparser.FeedParser()._input, LinesForFeedparser)
 
@@ -250,3 +254,72 @@ def test_install_leaves_a_different_line_buffer_alone(monkeypatch: pytest.Monkey
     monkeypatch.setattr(STDLIB_LINES, "__next__", __next__)
     assert not feedparser_fast.install()
     assert namespace["re"] is re and namespace["BufferedSubFile"] is STDLIB_LINES
+
+
+def test_install_reports_a_different_line_buffer_as_unsupported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stdlib_state(monkeypatch)
+    monkeypatch.setattr(STDLIB_LINES, "__next__", lambda self: self.readline())
+    assert feedparser_fast.configure(True) == "unsupported"
+    assert not feedparser_fast.active()
+
+
+def test_switching_off_puts_the_stdlibs_own_back() -> None:
+    namespace = vars(email.feedparser)
+    feedparser_fast.configure(True)
+    assert feedparser_fast.active()
+    assert feedparser_fast.configure(False) == "off" and not feedparser_fast.active()
+    assert namespace["re"] is re and namespace["BufferedSubFile"] is STDLIB_LINES
+    assert namespace["NLCRE_eol"] == STDLIB and type(namespace["NLCRE_eol"]) is re.Pattern
+    assert feedparser_fast.configure(False) == "off"  # twice changes nothing
+    assert namespace["re"] is re
+
+
+def test_importing_the_parser_installs_nothing() -> None:
+    probe = (
+        "import email.feedparser as f, re, intake.email.parse, intake.email.prepare, "
+        "intake.email.feedparser_fast; "
+        "print(f.re is re, type(f.NLCRE_eol).__name__, f.BufferedSubFile.__module__)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "Pattern", "email.feedparser"]
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+async def test_the_parser_processes_honour_the_switch_and_the_pool_logs_it(
+    tmp_path: Path, enabled: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(
+        tmp_path,
+        f"sqlite+aiosqlite:///{tmp_path / 'v.db'}",
+        VENTANILLA_INTAKE__FAST_MIME_PARSER=str(enabled).lower(),
+        VENTANILLA_INTAKE__PARSE_WORKERS="2",
+    )
+    services = await open_services(settings)
+    try:
+        with caplog.at_level(logging.INFO, logger="intake.email.parser_pool"):
+            await services.start_parser_pool()
+        pool = services.parser_pool
+        assert pool is not None
+        # What each process finds in its own email.feedparser (not what it was asked).
+        states = {await child.call(("fast_mime_parser", None)) for child in pool._children if child}
+        prepared = await services.email.prepare_one(
+            b"From: a@example.com\r\nMessage-ID: <s@example.com>\r\n"
+            b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nuno\r\n--b--\r\n"
+        )
+    finally:
+        await services.close()
+    assert states == {"active" if enabled else "off"} and pool.fast_mime_parser in states
+    said = [r.getMessage() for r in caplog.records if "fast feedparser" in r.getMessage()]
+    assert said == [
+        "MIME parser processes: fast feedparser "
+        + ("active" if enabled else "off ([intake] fast_mime_parser = false)")
+    ]
+    assert isinstance(prepared, tuple) and prepared[0].text.strip() == "uno"
+
+
+def test_the_email_tests_parse_as_the_environment_says(fast_mime_parser: str) -> None:
+    """VENTANILLA_TEST_FAST_MIME_PARSER=off runs these tests on the stdlib's parser."""
+    assert fast_mime_parser == ("active" if FAST else "off")
+    assert feedparser_fast.active() is FAST
