@@ -2,8 +2,10 @@
 
 One table per kind names its fields; ``item_view`` is the shape the API answers and the
 TOML export writes (references by name), and ``column_values`` turns given values into
-column values, refusing impossible ones with the field named. Areas, statuses,
-priorities, severities and categories each have exactly one default; technicians have none.
+column values, refusing impossible ones with the field named (``view_value`` does the same
+for one field and answers in ``item_view``'s shape, for comparing a file with the
+database). ``DEFAULTS`` are the values of fields not given. Areas, statuses, priorities,
+severities and categories each have exactly one default; technicians have none.
 """
 
 from __future__ import annotations
@@ -128,7 +130,7 @@ def view_value(kind: str, name: str, value: Any) -> Any:
     if name in ("area", "technician"):
         if value is not None and not isinstance(value, str):
             raise refuse(name, f"{name} must name {SINGULAR[REFERENCES[name]]} by name")
-        return value.strip() or None if value is not None else None
+        return (value.strip() or None) if value is not None else None
     if name == "areas":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise refuse(name, "areas must be a list of area names")

@@ -110,7 +110,12 @@ def check_document(
 
 def _catalog_table(document: Mapping[str, Any], problems: list[Problem]) -> tuple[str, Any]:
     if "catalog" not in document:
-        return "", document  # the kinds at the top (a file of the catalog alone)
+        if any(key in FILE_ORDER for key in document):
+            return "", document  # the kinds at the top (a file of the catalog alone)
+        # A config file without [catalog], or the wrong file: not "no changes".
+        expected = f"no catalog in the file: expected [catalog] with {', '.join(FILE_ORDER)}"
+        problems.append(Problem("catalog", expected))
+        return "", {}
     table = document["catalog"]
     if not isinstance(table, Mapping):
         problems.append(Problem("catalog", "must be a table"))

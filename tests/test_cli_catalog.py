@@ -257,6 +257,9 @@ async def test_a_bad_file_prints_every_problem_with_its_key_path(
     assert code == 2 and "is not valid TOML" in output
     code, output = await run(services, "catalog", "import", str(tmp_path / "absent.toml"))
     assert code == 2 and "cannot read" in output
+    empty = write(tmp_path / "empty.toml", {"database": {"url": "sqlite+aiosqlite:///x.db"}})
+    code, output = await run(services, "catalog", "import", str(empty))
+    assert code == 2 and "catalog: no catalog in the file" in output
 
 
 # --- prune ---------------------------------------------------------------------------------

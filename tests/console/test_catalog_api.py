@@ -12,7 +12,9 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import delete
 
 from cases.catalog_edit import BUMP_VERSION
+from cases.catalog_fields import DEFAULTS
 from config.app import Services
+from console.catalog_schemas import CREATE
 from intake.message import AcceptResult, Address, Channel, InboundMessage
 from storage.models import Severity
 from tests.conftest import TokenFactory
@@ -178,6 +180,14 @@ async def test_invalid_values_are_422_naming_the_field(
     assert status == 422 and "email" in body["error"]["message"]
     names = [i["name"] for i in await items(client, admin, "categories")]
     assert "X" not in names
+
+
+def test_create_bodies_default_to_the_catalogs_defaults() -> None:
+    # What the API fills in is what a catalog file leaves out means (cases.catalog_fields).
+    for kind, model in CREATE.items():
+        for name, info in model.model_fields.items():
+            if name != "name":
+                assert info.get_default() == DEFAULTS[name], (kind, name)
 
 
 # --- defaults and names --------------------------------------------------------------------
