@@ -153,6 +153,8 @@ def _item(kind: str, position: int, raw: Any, path: str, problems: list[Problem]
         except OperationRefused as refused:
             problems.append(Problem(f"{path}.{key}", refused.message.replace(name, key)))
             continue
+        # The key a problem with this field is reported at: a technician's ``area``
+        # alone is ``area``; given with ``areas``, the two are ``areas``.
         keys[name] = key if keys.get(name) in (None, key) else name
     if values["name"] is None:
         return None  # reported above

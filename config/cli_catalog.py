@@ -125,9 +125,8 @@ def _report(plan: ImportPlan, args: argparse.Namespace, out: TextIO, *, applied:
         _problems(f"{args.file} has {len(plan.problems)} problem(s):", plan.problems, out)
         return
     if plan.has_changes:
-        print(tabulate(_rows(plan), headers=["kind", "action", "item", "field", "old", "new"]),
-              file=out)  # fmt: skip
-        print(file=out)
+        headers = ["kind", "action", "item", "field", "old", "new"]
+        print(tabulate(_rows(plan), headers=headers) + "\n", file=out)
     if plan.kept:
         kept = "; ".join(
             f"{kind}: {', '.join(i.name for i in plan.kept if i.kind == kind)}"

@@ -317,3 +317,39 @@ async def test_prune_never_empties_a_kind_that_needs_a_default(
     )
     assert code == 1
     assert "catalog.severities: the file lists no severities" in output
+
+
+# --- kinds left out ------------------------------------------------------------------------
+
+
+async def test_kinds_left_out_of_the_file_are_left_alone(
+    services: Services, tmp_path: Path
+) -> None:
+    original = (await export(services, tmp_path / "before.toml"))["catalog"]
+    document = {
+        "priorities": [{"name": "Única", "colour": "#123456", "rank": 1, "default": True}],
+        "categories": [
+            {**c, "area": "gerencia"} if c["name"] == "Problema Grave" else c
+            for c in original["categories"]
+        ],
+    }
+    code, body = await plan(services, write(tmp_path / "some.toml", document), "--apply")
+    assert code == 0, body
+    # The old default, not in the file and kept, hands the default over.
+    assert [(c["name"], c["fields"]) for c in body["change"]] == [
+        ("Normal", {"is_default": {"old": True, "new": False}}),
+        ("Problema Grave", {"area": {"old": "Técnica", "new": "Gerencia"}}),
+    ]
+    assert {k["name"] for k in body["kept"]} == {"Bajo", "Normal", "Alta", "Urgente"}
+    after = (await export(services, tmp_path / "after.toml"))["catalog"]
+    for kind in ("areas", "statuses", "severities", "technicians"):
+        assert after[kind] == original[kind], kind
+    assert [p["name"] for p in after["priorities"] if p.get("default")] == ["Única"]
+
+    # References to a kind left out name what the database has.
+    document["categories"][0]["area"] = "Ventas"
+    code, output = await run(
+        services, "catalog", "import", str(write(tmp_path / "v.toml", document))
+    )
+    assert code == 2
+    assert "  categories[0].area: unknown area 'Ventas'; the catalog has: Mesa de ayuda" in output
