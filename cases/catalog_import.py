@@ -174,16 +174,17 @@ class CatalogImporter(Executor):
         plan = plan_import(conn, self.catalogs.get(conn, ctx), op.document, op.prune)
         if plan.problems:
             raise OperationRefused(
-                "invalid", _listing("the file has", plan.problems), plan.problems[0].path
+                "invalid", _listing("the file has problems", plan.problems), plan.problems[0].path
             )
         if plan.refused:
             raise OperationRefused(
-                "conflict", _listing("the import is refused:", plan.refused), "prune"
+                "conflict", _listing("the import is refused", plan.refused), "prune"
             )
         if not plan.has_changes:
             return plan
         # References first (areas before the technicians and categories naming them), and
-        # the catalog read again after each kind so that new names resolve.
+        # the catalog read again after each edit, so that new names resolve and each
+        # rule sees the edits before it.
         for kind in FILE_ORDER:
             saves = [p for p in (*plan.create, *plan.change) if p.kind == kind]
             # The new default first: choosing it clears the old one, which may then change
@@ -208,4 +209,4 @@ class CatalogImporter(Executor):
 
 def _listing(head: str, problems: tuple[Problem, ...]) -> str:
     lines = [f"{p.path}: {p.message}" for p in problems]
-    return f"{head} {len(problems)} problem(s): " + "; ".join(lines)
+    return f"{head} ({len(problems)}): " + "; ".join(lines)
