@@ -353,3 +353,17 @@ async def test_kinds_left_out_of_the_file_are_left_alone(
     )
     assert code == 2
     assert "  categories[0].area: unknown area 'Ventas'; the catalog has: Mesa de ayuda" in output
+
+
+def test_the_ventanilla_command_has_catalog_export_and_import() -> None:
+    from config.cli import build_parser
+    from config.cli_catalog import cmd_catalog_export, cmd_catalog_import
+
+    args = build_parser().parse_args(["catalog", "import", "c.toml", "--apply", "--prune"])
+    assert (args.handler, args.file, args.apply, args.prune) == (
+        cmd_catalog_import,
+        "c.toml",
+        True,
+        True,
+    )
+    assert build_parser().parse_args(["catalog", "export", "-"]).handler is cmd_catalog_export
