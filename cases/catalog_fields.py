@@ -2,8 +2,10 @@
 
 One table per kind names its fields; ``item_view`` is the shape the API answers and the
 TOML export writes (references by name), and ``column_values`` turns given values into
-column values, refusing impossible ones with the field named. Areas, statuses,
-priorities, severities and categories each have exactly one default; technicians have none.
+column values, refusing impossible ones with the field named (``view_value`` does the same
+for one field and answers in ``item_view``'s shape, for comparing a file with the
+database). ``DEFAULTS`` are the values of fields not given. Areas, statuses, priorities,
+severities and categories each have exactly one default; technicians have none.
 """
 
 from __future__ import annotations
@@ -60,6 +62,30 @@ FIELDS: dict[str, tuple[str, ...]] = {
     ),
     "technicians": ("name", "email", "phone", "language", "areas", "available"),
 }
+# What an item has for a field that is not given (the product's defaults, as in the API's
+# create bodies and the config's seed); a status's rank defaults to its position instead.
+DEFAULTS: dict[str, Any] = {
+    "is_default": False,
+    "kind": "open",
+    "rank": 0,
+    "colour": "#808080",
+    "comment": "",
+    "price": None,
+    "area": None,
+    "technician": None,
+    "in_use": True,
+    "available_technician_app": True,
+    "available_customer_app": True,
+    "available_web_portal": True,
+    "customer_description": "",
+    "subreasons": [],
+    "email": None,
+    "phone": None,
+    "language": "es",
+    "areas": [],
+    "available": True,
+}
+REFERENCES = {"area": "areas", "technician": "technicians", "areas": "areas"}
 STATUS_KINDS = ("open", "pending", "closed")
 LANGUAGES = ("es", "en")
 COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
@@ -95,6 +121,26 @@ def item_view(kind: str, item: Any, catalog: CatalogSnapshot) -> dict[str, Any]:
         else:
             view[name] = getattr(item, name)
     return view
+
+
+def view_value(kind: str, name: str, value: Any) -> Any:
+    """``value`` of field ``name`` checked and normalized as it would be stored, in the
+    shape ``item_view`` shows it. References (``area``, ``technician``, ``areas``) are
+    checked for their type only: which items exist is the caller's business."""
+    if name in ("area", "technician"):
+        if value is not None and not isinstance(value, str):
+            raise refuse(name, f"{name} must name {SINGULAR[REFERENCES[name]]} by name")
+        return (value.strip() or None) if value is not None else None
+    if name == "areas":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise refuse(name, "areas must be a list of area names")
+        names: dict[str, str] = {}  # the first spelling of each, in the given order
+        for area in value:
+            names.setdefault(area.strip().casefold(), area.strip())
+        return [n for n in names.values() if n]
+    columns, _ = column_values(kind, {name: value}, CatalogSnapshot())
+    stored = columns[name]
+    return float(stored) if name == "price" and stored is not None else stored
 
 
 def refuse(field: str, message: str) -> OperationRefused:

@@ -114,3 +114,15 @@ class CatalogSaved:
     created: bool = False
     deleted: bool = False
     cases_changed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ImportCatalog:
+    """Make the catalog what ``document`` says (a parsed TOML file in the shape of the
+    config's ``[catalog]`` section), all or nothing; items it does not name are deleted
+    only with ``prune``. Answered with the plan that was applied
+    (``cases.catalog_import.ImportPlan``)."""
+
+    document: dict[str, Any]
+    actor: str
+    prune: bool = False

@@ -126,9 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     cli_ops.add_ops_parsers(sub)
-    from config import cli_import
+    from config import cli_catalog, cli_import
 
     cli_import.add_import_parsers(sub)
+    cli_catalog.add_catalog_parsers(sub)
     return parser
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from cases.catalog_edit import CatalogEditor
+from cases.catalog_import import CatalogImporter
 from cases.catalog_state import CatalogInTransaction
 from cases.edit import CaseUpdater, NoteWriter
 from cases.inbound_failures import FailedInboundRecorder
@@ -29,6 +30,7 @@ from cases.operations import (
     AddNote,
     CloneCase,
     DeleteCatalogItem,
+    ImportCatalog,
     MergeCase,
     RecordFailedInbound,
     SaveCatalogItem,
@@ -85,6 +87,7 @@ class WriterSpec:
             CloneCase: CaseCloner(catalogs, numbers),
             SaveCatalogItem: catalog_editor,
             DeleteCatalogItem: catalog_editor,
+            ImportCatalog: CatalogImporter(catalogs),
             CreateToken: tokens,
             RevokeToken: tokens,
             SaveCheckpoint: CheckpointWriter(),

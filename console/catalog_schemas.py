@@ -56,7 +56,8 @@ class CategoryIn(Strict):
     available_web_portal: bool = True
     customer_description: str = Field("", max_length=10_000)
     colour: str = Field("#808080", pattern=r"^#[0-9a-fA-F]{6}$")
-    subreasons: list[str] = []
+    # A list, or seed 004's one text with the items separated by semicolons.
+    subreasons: list[str] | str = []
     is_default: bool = False
 
 
@@ -107,6 +108,8 @@ def _out_of(model: type[BaseModel]) -> type[BaseModel]:
     database may hold values from before a constraint existed)."""
     fields: dict[str, Any] = {"id": (int, ...)}
     fields.update({name: (info.annotation, ...) for name, info in model.model_fields.items()})
+    if "subreasons" in fields:
+        fields["subreasons"] = (list[str], ...)  # always answered as a list
     out: type[BaseModel] = create_model(model.__name__.replace("In", "Out"), **fields)
     return out
 
