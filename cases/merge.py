@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Row
 
 from cases.case_fields import find_case, plan_changes
@@ -67,6 +67,14 @@ class CaseMerger(Executor):
         self.status_name = status_name
 
     def run_one(self, conn: Connection, op: MergeCase, ctx: WriteContext) -> CaseChanged:
+        # Both rows locked first, in id order (as intake batches take theirs): a batch
+        # threading mail to the source commits before the move, or waits and sees the merge.
+        numbers = {n.strip() for n in (op.number, op.into)} | {
+            n.strip().upper() for n in (op.number, op.into)
+        }
+        conn.execute(
+            select(Case.id).where(Case.number.in_(numbers)).order_by(Case.id).with_for_update()
+        )
         source = find_case(conn, op.number)
         target = find_case(conn, op.into, "into")
         if source.id == target.id:

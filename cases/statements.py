@@ -62,6 +62,9 @@ RECENT_CASES_OF = (
     .order_by(Case.updated_at.desc())
 )
 CASE_STATES = select(Case.id, Case.status_id, Case.merged_into_id).where(_in(Case.id, "ids"))
+# The same, holding the rows against a concurrent merge until this batch commits (PostgreSQL
+# FOR SHARE, in id order like the merge's own locks; SQLite has one writer and ignores it).
+CASE_STATES_HELD = CASE_STATES.order_by(Case.id).with_for_update(read=True)
 
 # Acknowledgements sent per recipient in the last day (params: recipients, since).
 ACKS_SENT = (

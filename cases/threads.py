@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection
 from cases.lookups import Work
 from cases.statements import (
     CASE_STATES,
+    CASE_STATES_HELD,
     CASES_BY_NUMBER,
     MESSAGES_BY_REF,
     NOTIFICATIONS_BY_REF,
@@ -131,13 +132,17 @@ def _within_batch(work: list[Work], policy: ThreadingPolicy) -> None:
 
 
 def _follow_merges(conn: Connection, work: list[Work]) -> None:
-    """A message for a case merged into another goes to the case it was merged into."""
+    """A message for a case merged into another goes to the case it was merged into.
+
+    The cases are read with a share lock: a merge running meanwhile either commits first
+    (and is seen here) or waits for this batch and then moves its messages too.
+    """
     pending = {w.case_id for w in work if w.case_id is not None}
     target: dict[int, int] = {}
     for _hop in range(20):  # chains are short; the bound guards against a corrupt loop
         if not pending:
             break
-        rows = conn.execute(CASE_STATES, {"ids": sorted(pending)})
+        rows = conn.execute(CASE_STATES_HELD, {"ids": sorted(pending)})
         pending = set()
         for r in rows:
             if r.merged_into_id is not None:
