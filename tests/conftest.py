@@ -108,7 +108,13 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
 
 # Tests that run the write path as the daemon does (on SQLite, in the writer process);
 # the rest write in a thread so that they can reach into the executors.
-DAEMON_WRITER_PATHS = ("tests/storage/", "tests/console/", "tests/cases/", "tests/test_cli_")
+DAEMON_WRITER_PATHS = (
+    "tests/storage/",
+    "tests/console/",
+    "tests/cases/",
+    "tests/test_cli_",
+    "tests/intake/test_api_intake.py",
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

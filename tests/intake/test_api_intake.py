@@ -9,7 +9,7 @@ from sqlalchemy import func, select, update
 
 from config.app import Services
 from storage.models import Area, Case, Category, Inbound, Notification
-from tests.conftest import TokenFactory, intake_batch
+from tests.conftest import TokenFactory, broken_routing
 
 Client = Any
 URL = "/api/v1/intake"
@@ -91,6 +91,10 @@ async def test_idempotency_key_and_external_id_dedup(
     assert (first.status, again.status) == (201, 200)
     number = (await first.json())["case"]["number"]
     assert await again.json() == {"case": {"number": number}, "status": "duplicate"}
+    # The same key with another body is not a repeat: refused, naming the key, and kept out.
+    other = await client.post(URL, json=body(subject="Otra cosa"), headers=keyed)
+    assert other.status == 422
+    assert "Idempotency-Key" in (await other.json())["error"]["fields"]
 
     one = await client.post(URL, json=body(external_id="msg-1"), headers=auth(token))
     two = await client.post(URL, json=body(external_id="msg-1"), headers=auth(token))
@@ -205,13 +209,11 @@ async def test_bad_bodies(client: Client, make_token: TokenFactory) -> None:
 
 
 async def test_failed_routing_answers_202(
-    client: Client, services: Services, make_token: TokenFactory, monkeypatch: pytest.MonkeyPatch
+    client: Client, services: Services, make_token: TokenFactory
 ) -> None:
-    def broken(*_args: object, **_kwargs: object) -> None:
-        raise RuntimeError("rule engine bug")
-
-    monkeypatch.setattr(intake_batch(services).engine, "decide", broken)
-    resp = await client.post(URL, json=body(), headers=auth(await make_token("intake")))
+    token = await make_token("intake")
+    async with broken_routing(services):
+        resp = await client.post(URL, json=body(), headers=auth(token))
     assert resp.status == 202
     assert (await resp.json())["status"] == "failed"
     async with services.db.session() as session:
