@@ -34,13 +34,14 @@ from cases.lookups import (
     mark_duplicates,
 )
 from cases.numbering import CaseNumbers
+from cases.opening import open_case
 from cases.operations import AcceptMessage, RecordFailedInbound
 from cases.statements import CASE_NUMBERS, REOPEN_CASES, TOUCH_CASES
 from cases.threads import ThreadingPolicy, find_threads
 from intake.message import AcceptResult
 from notifiers.outbox import OutboundRequest, Outbox
 from routing.catalog import CatalogSnapshot
-from routing.engine import RoutingInput, RuleEngine
+from routing.engine import RuleEngine
 from storage.bulk import core_insert, insert_returning_ids
 from storage.models import (
     Attachment,
@@ -149,57 +150,9 @@ class IntakeBatch(Executor):
                 replaced[id(w.joins)] = w
                 w.joins, w.outcome, w.reasons = None, "", ()
             if w.case_id is None:
-                self._route(w, catalog, now)
+                open_case(w, self.engine, catalog, now)
 
     # --- lookups ---------------------------------------------------------------------
-
-    def _route(self, w: Work, catalog: CatalogSnapshot, now: datetime) -> None:
-        msg = w.item.msg
-        try:
-            decision = self.engine.decide(
-                RoutingInput(
-                    channel=msg.channel.value,
-                    category=msg.category,
-                    subreason=msg.subreason,
-                    area=msg.area,
-                    priority=msg.priority,
-                ),
-                catalog,
-            )
-        except Exception as exc:  # recorded as a failed inbound row, replayable later
-            w.outcome = "failed"
-            w.error = f"routing: {type(exc).__name__}: {exc}"
-            return
-        title = msg.subject.strip() or (msg.text.strip().splitlines() or [""])[0][:120]
-        w.new_case = {
-            "title": (title or "(sin asunto)")[:500],
-            "description": msg.text,
-            "status_id": decision.status_id,
-            "priority_id": decision.priority_id,
-            "severity_id": decision.severity_id,
-            "category_id": decision.category_id,
-            "subreason": decision.subreason,
-            "area_id": decision.area_id,
-            "assignee_id": decision.assignee_id,
-            "contact": msg.sender.email or msg.sender.phone or msg.sender.telegram_id or "",
-            "origin_channel": msg.channel.value,
-            "language": msg.language,
-            "tags": [],
-            "cc": [],
-            "is_public": True,
-            "solution": "",
-            "escalation_level": 0,
-            "version": 1,
-            "created_at": now,
-            "updated_at": now,
-            "parent_id": w.parent_case_id,
-        }
-        w.reasons = decision.reasons
-        if w.parent_case_id is not None and msg.parent_case:
-            w.reasons += (f"one case per area: linked to {msg.parent_case}",)
-        elif w.parent_case_id is not None:
-            w.reasons += ("reply to a closed case: a new case linked to it",)
-        w.outcome = "created"
 
     # --- inserts ---------------------------------------------------------------------
 
