@@ -51,8 +51,13 @@ from storage.models import (
     CustomerIdentity,
     Inbound,
     Message,
+    MessageRef,
 )
 from storage.operations import Executor, WriteContext
+
+# Reply references kept per message: In-Reply-To and the newest References are the ones a
+# late original can be.
+MAX_REFS = 10
 
 
 class IntakeBatch(Executor):
@@ -303,6 +308,13 @@ class IntakeBatch(Executor):
         ]
         if attachments:
             core_insert(conn, Attachment.__table__, attachments)
+        refs = [
+            {"message_id": mid, "ref": ref[:500]}
+            for w, mid in zip(ok, message_ids, strict=True)
+            for ref in dict.fromkeys(w.item.msg.in_reply_to[:MAX_REFS])
+        ]
+        if refs:
+            core_insert(conn, MessageRef.__table__, refs)
         events: list[dict[str, Any]] = []
         acks: list[OutboundRequest] = []
         wanted = {w: acknowledgement_for(w, catalog) for w in ok}

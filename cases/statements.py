@@ -25,6 +25,7 @@ from storage.models import (
     CustomerIdentity,
     Inbound,
     Message,
+    MessageRef,
     Notification,
     UtcDateTime,
 )
@@ -51,6 +52,13 @@ MESSAGES_BY_REF = select(Message.external_id, Message.case_id).where(
 )
 NOTIFICATIONS_BY_REF = select(Notification.message_id, Notification.case_id).where(
     _in(Notification.message_id, "refs"), Notification.case_id.is_not(None)
+)
+# Earlier replies naming these Message-IDs (param: ids): an original arriving late.
+ANSWERED_BY = (
+    select(MessageRef.ref, Message.case_id)
+    .join(Message, Message.id == MessageRef.message_id)
+    .where(_in(MessageRef.ref, "ids"))
+    .order_by(Message.id)
 )
 CASES_BY_NUMBER = select(Case.number, Case.id, Case.customer_id).where(_in(Case.number, "numbers"))
 RECENT_CASES_OF = (

@@ -8,7 +8,8 @@ In order (first hit wins):
 2. A delivery status notification about one of our notifications threads into its case.
 3. The subject tag ``[CAS-000123]``, but only for the case's own customer: a number typed
    into a subject must not let a stranger write into someone else's case.
-4. Email only, when enabled: the same customer with the same normalized subject on a case
+4. An earlier reply naming this message's Message-ID (the reply arrived first).
+5. Email only, when enabled: the same customer with the same normalized subject on a case
    updated within ``same_subject_days``.
 The same rules hold between the messages of one batch, in arrival order: a reply that is
 committed together with the message it answers, or several quick mails from one sender
@@ -27,6 +28,7 @@ from sqlalchemy.engine import Connection
 
 from cases.lookups import Work
 from cases.statements import (
+    ANSWERED_BY,
     CASE_STATES,
     CASE_STATES_HELD,
     CASES_BY_NUMBER,
@@ -88,10 +90,24 @@ def find_threads(
                 hit = case_id
         if hit is not None:
             w.case_id, w.outcome = hit, "continued"
+    _answered_earlier(conn, [w for w in work if w.case_id is None])
     _same_subject(conn, [w for w in work if w.case_id is None], policy, now)
     _follow_merges(conn, [w for w in work if w.case_id is not None])
     _within_batch(work, policy)
     _closed_cases(conn, [w for w in work if w.case_id is not None], policy, catalog)
+
+
+def _answered_earlier(conn: Connection, work: list[Work]) -> None:
+    """An original that arrives after a reply to it (deliveries finish in any order)
+    continues the reply's case."""
+    mail = {w.item.msg.external_id: w for w in work if w.item.msg.channel.value == "email"}
+    if not mail:
+        return
+    for r in conn.execute(ANSWERED_BY, {"ids": sorted(mail)}):
+        w = mail.get(r.ref)
+        if w is not None and w.case_id is None:
+            w.case_id, w.outcome = r.case_id, "continued"
+            w.reasons = ("a reply to it arrived first",)
 
 
 def _customer_key(w: Work) -> tuple[str, int] | None:
@@ -104,31 +120,57 @@ def _customer_key(w: Work) -> tuple[str, int] | None:
 
 
 def _within_batch(work: list[Work], policy: ThreadingPolicy) -> None:
-    """Apply the reply and subject rules between batch-mates, in arrival order.
+    """Apply the reply and subject rules between batch-mates, in either order.
 
-    A message that continues a known case makes later replies to it continue that case
-    too; one that opens a case becomes the case later batch-mates join.
+    Batch-mates linked by a reply (In-Reply-To naming a batch-mate's Message-ID, whichever
+    arrived first: concurrent SMTP sessions finish in any order) or by sender and subject
+    form one thread. A thread with a member that continues a known case continues it
+    whole; otherwise its first member opens the case and the others join it.
     """
-    threads: dict[object, Work | int] = {}  # Message-ID or (sender, subject) → opener / case
-    for w in work:
+    group = list(range(len(work)))
+
+    def root(i: int) -> int:
+        while group[i] != i:
+            group[i] = group[group[i]]
+            i = group[i]
+        return i
+
+    first: dict[object, int] = {}  # a Message-ID or (sender, subject) → first batch-mate
+    for i, w in enumerate(work):
         msg = w.item.msg
-        keys: list[object] = [msg.external_id] if msg.channel.value == "email" else []
-        sender = _customer_key(w)
-        subject = normalize_subject(msg.subject)
-        if msg.channel.value == "email" and policy.same_subject_days > 0 and sender and subject:
-            keys.append((sender, subject))
-        if w.case_id is None:
-            target = next((threads[r] for r in msg.in_reply_to if r in threads), None)
-            if target is None and len(keys) > 1:
-                target = threads.get(keys[1])
-            if isinstance(target, int):
-                w.case_id, w.outcome = target, "continued"
-                w.reasons = ("reply to a message of the same batch",)
-            elif target is not None:
-                w.joins, w.outcome = target, "continued"
-                w.reasons = ("continues a case opened in the same batch",)
+        keys: list[object] = []
+        if msg.channel.value == "email":
+            # The id it is stored under: a reused Message-ID is another message's.
+            keys.append(("id", w.external_id or msg.external_id))
+            sender, subject = _customer_key(w), normalize_subject(msg.subject)
+            if policy.same_subject_days > 0 and sender and subject:
+                keys.append((sender, subject))
         for key in keys:
-            threads.setdefault(key, w.case_id if w.case_id is not None else (w.joins or w))
+            group[root(i)] = root(first.setdefault(key, i))
+    for i, w in enumerate(work):
+        for ref in w.item.msg.in_reply_to:
+            if ("id", ref) in first:
+                group[root(i)] = root(first[("id", ref)])
+    threads: dict[int, list[Work]] = {}
+    for i, w in enumerate(work):
+        threads.setdefault(root(i), []).append(w)
+    for members in threads.values():
+        if len(members) > 1:
+            _join(members)
+
+
+def _join(members: list[Work]) -> None:
+    known = next((w.case_id for w in members if w.case_id is not None), None)
+    opener = members[0] if known is None else None
+    for w in members:
+        if w.case_id is not None or w is opener:
+            continue
+        if known is not None:
+            w.case_id, w.outcome = known, "continued"
+            w.reasons = ("same thread as a message of the same batch",)
+        else:
+            w.joins, w.outcome = opener, "continued"
+            w.reasons = ("continues a case opened in the same batch",)
 
 
 def _follow_merges(conn: Connection, work: list[Work]) -> None:

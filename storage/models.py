@@ -211,7 +211,9 @@ class CustomerIdentity(Base):
     __tablename__ = "customer_identities"
     __table_args__ = (UniqueConstraint("kind", "value", name="uq_identity_kind_value"),)
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
     kind: Mapped[str] = mapped_column(String(20))  # email | phone | telegram
     value: Mapped[str] = mapped_column(String(320))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -250,6 +252,7 @@ class Case(Base):
     __table_args__ = (
         Index("ix_cases_status_updated", "status_id", "updated_at"),
         Index("ix_cases_customer", "customer_id"),
+        Index("ix_cases_parent", "parent_id"),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     number: Mapped[str] = mapped_column(String(40), unique=True)
@@ -333,6 +336,16 @@ class Message(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class MessageRef(Base):
+    """A Message-ID an inbound email replies to (In-Reply-To, References): lets an original
+    that arrives after its reply find the reply's case."""
+
+    __tablename__ = "message_refs"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    ref: Mapped[str] = mapped_column(String(500), index=True)
+
+
 class Attachment(Base):
     """Metadata of a stored file; the bytes live at ``<attachments_dir>/<sha256[:2]>/<sha256>``."""
 
@@ -371,6 +384,7 @@ class Notification(Base):
         Index("ix_notifications_created", "created_at"),
         Index("ix_notifications_case", "case_id"),
         Index("ix_notifications_recipient_created", "recipient", "created_at"),
+        Index("ix_notifications_customer_created", "customer_id", "created_at"),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     channel: Mapped[str] = mapped_column(String(20))  # email | sms | push | telegram

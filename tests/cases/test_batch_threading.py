@@ -226,3 +226,28 @@ async def test_postgresql_batches_sharing_a_thread_key_wait_for_each_other(
         assert not waiting.done()
         await held_lock.rollback()
     assert (await waiting).outcome == "created"
+
+
+async def test_a_reply_queued_ahead_of_its_original_still_joins_it(services: Services) -> None:
+    """Concurrent SMTP sessions finish in any order: the reply may be written first."""
+    original = message("ana@example.com", "Corte de luz")
+    answer = message("colega@example.com", "Re: Corte de luz", in_reply_to=(original.external_id,))
+    async with held(services) as release:
+        pending = [asyncio.ensure_future(services.writer.accept(m)) for m in (answer, original)]
+        sizes = await release(2)
+        first, second = await asyncio.gather(*pending)
+    one_batch(services, sizes, 2)
+    assert first.case_number == second.case_number
+    assert sorted([first.outcome, second.outcome]) == ["continued", "created"]
+
+
+async def test_an_original_arriving_after_its_reply_joins_the_reply_case(
+    services: Services,
+) -> None:
+    """Across batches too (concurrent batches on PostgreSQL finish in any order)."""
+    original = message("ana@example.com", "Sin tono")
+    answer = message("colega@example.com", "Re: Sin tono", in_reply_to=(original.external_id,))
+    first = await services.writer.accept(answer)
+    second = await services.writer.accept(original)
+    assert (first.outcome, second.outcome) == ("created", "continued")
+    assert first.case_number == second.case_number
