@@ -38,6 +38,7 @@ test: $(TESTSTAMP)
 ## bench: run the benchmarks in bench/ and write bench/results/*.json (median of 3 rounds)
 bench: $(STAMP)
 	$(BIN)/python bench/intake_http.py --rounds 3
+	$(BIN)/python bench/intake_http.py --mixed --rounds 3
 	$(BIN)/python bench/intake_smtp.py --rounds 3
 
 ## bench-pg: the HTTP intake benchmark against the local PostgreSQL (a scratch database)

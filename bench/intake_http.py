@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/intake_http.py [--clients 64] [--seconds 10] [--rounds 1]
         [--database postgresql+asyncpg://postgres@127.0.0.1:5432/postgres] [--ceiling-only]
+        [--mixed [--ops-clients 8]]
 
 Each round starts ``bench/ceiling_http.py`` (aiohttp + one sqlite3 commit per request) on a
 free loopback port and loads it with ``bench/loadgen.py`` in its own process; then migrates a
@@ -10,6 +11,12 @@ SQLite file or a fresh PostgreSQL database, temp attachment folder, no per-IP fo
 waits for ``GET /readyz``, loads ``POST /form`` the same way while sampling the daemon's
 memory, and stops it with SIGTERM. It prints a table, the daemon/ceiling ratio and each goal
 as PASS or MISS, and writes ``bench/results/intake_http.json``. Medians over ``--rounds``.
+
+With ``--mixed`` the daemon gets, beside the same intake load, ``bench/opsload.py`` in a
+process of its own: ``--ops-clients`` agents PATCHing and annotating the cases that load
+creates, with a token of role ops created by ``ventanilla token create`` before the daemon
+starts. The ceiling is measured as without it; the goals are the mixed ones and the results
+go to ``bench/results/intake_http_mixed.json``.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -41,12 +49,19 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
 DEFAULT_OUT = BENCH / "results" / "intake_http.json"
+DEFAULT_OUT_MIXED = BENCH / "results" / "intake_http_mixed.json"
 HOST = "127.0.0.1"
 
 # The goals of this benchmark (see bench/README.md).
 GOAL_RATIO = 0.25  # daemon req/s ≥ this fraction of the ceiling's
 GOAL_P99_MS = 50.0  # stated for 64 clients
 GOAL_RSS_MB = 150.0  # peak memory of the daemon: PSS summed over its processes
+# The goals of the mixed run (intake + case operations, see bench/README.md).
+GOAL_MIXED_RATIO = 0.4  # daemon intake req/s ≥ this fraction of the ceiling's, under ops load
+GOAL_OPS_P99_MS = 50.0  # p99 of each case operation kind (PATCH, note)
+OPS_KINDS = ("PATCH", "PATCH 412", "note", "GET", "list")  # as bench/opsload.py names them
+MIXED_OPTIONS = ("mixed", "ops_clients")  # absent from a plain run's parameters, as before
+TOKEN_LINE = re.compile(r"^(vt_[A-Za-z0-9_-]+)$", re.MULTILINE)
 
 
 class BenchError(Exception):
@@ -63,6 +78,7 @@ class ServerRun:
     exit_code: int | None
     notes: list[str] = field(default_factory=list)
     peak_pss_mb: float = 0.0
+    ops: dict[str, Any] | None = None  # bench/opsload.py's figures, in a mixed run
 
 
 # --- processes ------------------------------------------------------------------------------
@@ -208,6 +224,78 @@ def run_load(url: str, args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def check_token(base_url: str, token: str) -> None:
+    """One authenticated read before the load, so a refused token stops the run with its
+    answer instead of turning every case operation into an error."""
+    request = urllib.request.Request(
+        f"{base_url}/api/v1/cases?limit=1", headers={"Authorization": f"Bearer {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            if response.status == 200:
+                return
+            answer = f"HTTP {response.status}"
+    except urllib.error.HTTPError as exc:
+        answer = f"HTTP {exc.code}: {exc.read()[:300].decode(errors='replace')}"
+    except OSError as exc:
+        answer = str(exc)
+    raise BenchError(f"the daemon refused the bench token on GET /api/v1/cases: {answer}")
+
+
+def start_opsload(
+    base_url: str, token: str, workdir: Path, args: argparse.Namespace
+) -> subprocess.Popen[bytes]:
+    """bench/opsload.py in its own process (the token in its environment, not its command
+    line); its output goes to files in the round's folder."""
+    command = [
+        sys.executable,
+        str(BENCH / "opsload.py"),
+        f"--base={base_url}",
+        f"--clients={args.ops_clients}",
+        f"--seconds={args.seconds}",
+        f"--warmup={args.warmup}",
+    ]
+    env = {**os.environ, "BENCH_OPS_TOKEN": token}
+    with (workdir / "opsload.out").open("wb") as out, (workdir / "opsload.err").open("wb") as err:
+        return subprocess.Popen(command, env=env, stdout=out, stderr=err)
+
+
+def collect_opsload(
+    proc: subprocess.Popen[bytes], workdir: Path, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Wait for opsload to stop by itself and read its JSON line."""
+    try:
+        proc.wait(timeout=args.warmup + args.seconds + 90)  # it stops itself; a backstop
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise BenchError("opsload did not stop in time (killed)") from None
+    out = (workdir / "opsload.out").read_text(errors="replace").strip()
+    if proc.returncode != 0 or not out:
+        err = (workdir / "opsload.err").read_text(errors="replace")
+        raise BenchError(f"opsload failed ({proc.returncode}):\n{err[-2000:]}")
+    result: dict[str, Any] = json.loads(out.splitlines()[-1])
+    return result
+
+
+def run_loads(
+    base_url: str, workdir: Path, args: argparse.Namespace, token: str | None
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The intake load, and with a token the case-operation load beside it (both start
+    together and keep the same warm-up and window)."""
+    if token is None:
+        return run_load(f"{base_url}/form", args), None
+    check_token(base_url, token)
+    ops_proc = start_opsload(base_url, token, workdir, args)
+    try:
+        load = run_load(f"{base_url}/form", args)
+        return load, collect_opsload(ops_proc, workdir, args)
+    finally:
+        if ops_proc.poll() is None:  # only after a failure above
+            ops_proc.kill()
+            ops_proc.wait()
+
+
 def measure(
     name: str,
     command: list[str],
@@ -215,8 +303,10 @@ def measure(
     base_url: str,
     workdir: Path,
     args: argparse.Namespace,
+    token: str | None = None,
 ) -> ServerRun:
-    """Start a server, wait for /readyz, load POST /form, record memory, stop it."""
+    """Start a server, wait for /readyz, load POST /form (and, given an ops token, the case
+    operations beside it), record memory, stop it."""
     log = workdir / f"{name.split()[0]}.log"
     with log.open("wb") as sink:
         # Output to a file, never a pipe: a full pipe would block the server mid-run.
@@ -225,7 +315,7 @@ def measure(
         wait_ready(base_url, proc, log, args.ready_timeout)
         sampler = RssSampler(proc.pid)
         try:
-            load = run_load(f"{base_url}/form", args)
+            load, ops = run_loads(base_url, workdir, args, token)
         finally:
             peak = sampler.finish()
         if proc.poll() is not None:
@@ -233,7 +323,7 @@ def measure(
     finally:
         exit_code = stop(proc)
     notes = [] if exit_code == 0 else [f"exit code {exit_code} after SIGTERM: {log_tail(log, 5)}"]
-    return ServerRun(name, load, peak, exit_code, notes, sampler.peak_pss_mb)
+    return ServerRun(name, load, peak, exit_code, notes, sampler.peak_pss_mb, ops)
 
 
 # --- the two servers ------------------------------------------------------------------------
@@ -278,6 +368,22 @@ def daemon_env(port: int, db_url: str, workdir: Path) -> dict[str, str]:
     return env
 
 
+def create_token(binary: str, config: str, env: dict[str, str]) -> str:
+    """``ventanilla token create --name bench --role ops`` on the daemon's database; the
+    ``vt_…`` token it prints once."""
+    command = [binary, "--config", config, "token", "create", "--name", "bench", "--role", "ops"]
+    done = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    found = TOKEN_LINE.search(done.stdout)
+    if done.returncode != 0 or found is None:
+        raise BenchError(
+            f"`ventanilla token create` failed (exit {done.returncode}, no vt_ token line):\n"
+            f"{done.stdout[-1000:]}{done.stderr[-2000:]}"
+        )
+    return found.group(1)
+
+
 def run_daemon(workdir: Path, db_url: str, args: argparse.Namespace) -> ServerRun:
     port = free_port()
     env = daemon_env(port, db_url, workdir)
@@ -292,9 +398,11 @@ def run_daemon(workdir: Path, db_url: str, args: argparse.Namespace) -> ServerRu
     )
     if upgrade.returncode != 0:
         raise BenchError(f"`ventanilla db upgrade` failed:\n{upgrade.stdout}{upgrade.stderr}")
+    token = create_token(binary, config, env) if args.mixed else None
     command = [binary, "serve", "--config", config]
     engine = "postgresql" if db_url.startswith("postgresql") else "sqlite"
-    return measure(f"ventanilla ({engine})", command, env, f"http://{HOST}:{port}", workdir, args)
+    name = f"ventanilla ({engine})" + (" + ops" if args.mixed else "")
+    return measure(name, command, env, f"http://{HOST}:{port}", workdir, args, token)
 
 
 @contextlib.contextmanager
@@ -332,14 +440,48 @@ def fresh_database(url: str | None, workdir: Path) -> Iterator[str]:
 # --- report ---------------------------------------------------------------------------------
 
 
+def median(values: list[float]) -> float:
+    return round(statistics.median(values), 2)
+
+
+def median_of_known(values: list[float | None]) -> float | None:
+    """Median of the figures that exist (a kind with no answer in a round has none)."""
+    known = [value for value in values if value is not None]
+    return median(known) if known else None
+
+
+def round_record(run: ServerRun) -> dict[str, Any]:
+    """One round for the results file; ``ops`` only in a mixed run."""
+    record = asdict(run)
+    if run.ops is None:
+        del record["ops"]
+    return record
+
+
+def summarize_ops(runs: list[ServerRun]) -> dict[str, Any]:
+    """Median of every case-operation figure over the rounds; errors summed."""
+    ops = [run.ops for run in runs if run.ops is not None]
+    kinds = {
+        kind: {
+            figure: median_of_known([o["kinds"][kind][figure] for o in ops])
+            for figure in ("count", "per_s", "p50_ms", "p99_ms", "max_ms")
+        }
+        for kind in OPS_KINDS
+    }
+    return {
+        "clients": ops[0]["clients"],
+        "operations": median([o["operations"] for o in ops]),
+        "operations_per_s": median([o["operations_per_s"] for o in ops]),
+        "stale_412": median([o["stale_412"] for o in ops]),
+        "errors": sum(o["errors"] for o in ops),
+        "kinds": kinds,
+    }
+
+
 def summarize(runs: list[ServerRun]) -> dict[str, Any]:
     """Median of every figure over the rounds (each figure on its own)."""
-
-    def median(values: list[float]) -> float:
-        return round(statistics.median(values), 2)
-
     loads = [run.load for run in runs]
-    return {
+    summary = {
         "name": runs[0].name,
         "accepted_per_s": median([load["accepted_per_s"] for load in loads]),
         "p50_ms": median([load["p50_ms"] for load in loads]),
@@ -347,8 +489,11 @@ def summarize(runs: list[ServerRun]) -> dict[str, Any]:
         "errors": sum(load["errors"] for load in loads),
         "peak_rss_mb": median([run.peak_rss_mb for run in runs]),
         "peak_pss_mb": median([run.peak_pss_mb for run in runs]),
-        "rounds": [asdict(run) for run in runs],
+        "rounds": [round_record(run) for run in runs],
     }
+    if any(run.ops is not None for run in runs):
+        summary["ops"] = summarize_ops(runs)
+    return summary
 
 
 def check_goals(
@@ -379,11 +524,85 @@ def check_goals(
     ]
 
 
+def check_mixed_goals(ceiling: dict[str, Any], daemon: dict[str, Any]) -> list[dict[str, Any]]:
+    """The mixed run's goals: intake share of the ceiling under the case-operation load,
+    each operation kind's p99, no error anywhere, peak memory."""
+    ops = daemon["ops"]
+    ratio = daemon["accepted_per_s"] / ceiling["accepted_per_s"] if ceiling["accepted_per_s"] else 0
+    p99s = {kind: ops["kinds"][kind]["p99_ms"] for kind in ("PATCH", "note")}
+    worst = None if None in p99s.values() else max(p99s.values())
+    errors = daemon["errors"] + ops["errors"]
+    goals = [
+        (
+            f"intake ≥ {GOAL_MIXED_RATIO} × ceiling",
+            round(ratio, 3),
+            ratio >= GOAL_MIXED_RATIO,
+            f"{ratio:.2f}",
+        ),
+        (
+            f"case operations p99 < {GOAL_OPS_P99_MS:.0f} ms",
+            worst,
+            worst is not None and worst < GOAL_OPS_P99_MS,
+            ", ".join(
+                f"{kind} {'no answer' if p99 is None else f'{p99:.1f} ms'}"
+                for kind, p99 in p99s.items()
+            ),
+        ),
+        (
+            "0 errors",
+            errors,
+            errors == 0,
+            f"{errors} (intake {daemon['errors']}, case operations {ops['errors']}; "
+            f"expected 412: {ops['stale_412']:g})",
+        ),
+        (
+            f"peak memory < {GOAL_RSS_MB:.0f} MB",
+            daemon["peak_pss_mb"],
+            daemon["peak_pss_mb"] < GOAL_RSS_MB,
+            f"{daemon['peak_pss_mb']:.1f} MB PSS over its processes "
+            f"(RSS summed: {daemon['peak_rss_mb']:.1f} MB)",
+        ),
+    ]
+    return [
+        {"goal": goal, "value": value, "pass": passed, "shown": shown}
+        for goal, value, passed, shown in goals
+    ]
+
+
+def print_ops(daemon: dict[str, Any], args: argparse.Namespace) -> None:
+    """The case-operation table of a mixed run, and its rounds' error samples."""
+    ops = daemon["ops"]
+    print(
+        f"\ncase operations beside the intake load ({ops['clients']} clients): "
+        f"{ops['operations']:g} PATCH + note answered, {ops['operations_per_s']:.1f} ops/s, "
+        f"{ops['stale_412']:g} expected 412, {ops['errors']} errors\n"
+    )
+    header = f"{'kind':<34}{'count':>10}{'per s':>10}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}"
+    print(header)
+    print("-" * len(header))
+
+    def cell(value: float | None, fmt: str) -> str:
+        return f"{'—':>10}" if value is None else f"{value:>10{fmt}}"
+
+    for kind in OPS_KINDS:
+        k = ops["kinds"][kind]
+        print(
+            f"{kind:<34}{cell(k['count'], '.0f')}{cell(k['per_s'], '.1f')}"
+            f"{cell(k['p50_ms'], '.1f')}{cell(k['p99_ms'], '.1f')}{cell(k['max_ms'], '.1f')}"
+        )
+    for run in daemon["rounds"]:
+        if run["ops"]["errors"]:
+            print(f"  case operations: errors {run['ops']['error_kinds']}")
+            for sample in run["ops"]["error_samples"][:3]:
+                print(f"    {sample[:400]}")
+
+
 def print_report(
     args: argparse.Namespace, servers: list[dict[str, Any]], goals: list[dict[str, Any]]
 ) -> None:
+    ops = f" + {args.ops_clients} case-operation clients" if args.mixed else ""
     print(
-        f"\nHTTP intake: POST /form, {args.clients} clients, {args.seconds:g} s "
+        f"\nHTTP intake: POST /form, {args.clients} clients{ops}, {args.seconds:g} s "
         f"(+{args.warmup:g} s warm-up), {args.client} client, median of {args.rounds} round(s), "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}\n"
     )
@@ -406,6 +625,8 @@ def print_report(
                     print(f"    {sample}")
             for note in run["notes"]:
                 print(f"  {s['name']}: {note}")
+    if len(servers) == 2 and "ops" in servers[1]:
+        print_ops(servers[1], args)
     if len(servers) == 2:
         ratio = servers[1]["accepted_per_s"] / max(servers[0]["accepted_per_s"], 1e-9)
         print(f"\nratio daemon/ceiling: {ratio:.2f}\n")
@@ -418,7 +639,7 @@ def parameters(args: argparse.Namespace) -> dict[str, Any]:
     shown = {
         key: str(value) if isinstance(value, Path) else value
         for key, value in vars(args).items()
-        if key not in ("keep", "strict", "out")
+        if key not in ("keep", "strict", "out") and (args.mixed or key not in MIXED_OPTIONS)
     }
     if args.database:
         from sqlalchemy.engine import make_url
@@ -451,12 +672,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--config", type=Path, default=REPO / "config" / "example.toml")
     parser.add_argument("--ventanilla", type=Path, default=default_binary, help="the CLI")
     parser.add_argument("--ready-timeout", type=float, default=60.0, help="seconds to /readyz")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results JSON file")
+    parser.add_argument(
+        "--mixed",
+        action="store_true",
+        help="add case operations (bench/opsload.py: PATCH and notes) beside the intake load",
+    )
+    parser.add_argument(
+        "--ops-clients", type=int, default=8, help="case-operation clients with --mixed"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help=f"results JSON file (default {DEFAULT_OUT.relative_to(REPO)}, "
+        f"with --mixed {DEFAULT_OUT_MIXED.relative_to(REPO)})",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp folders (logs)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a goal is missed")
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.clients < 1 or args.seconds <= 0:
         parser.error("--rounds and --clients must be ≥ 1, --seconds > 0")
+    if args.mixed and args.ceiling_only:
+        parser.error("--mixed loads the daemon: it cannot go with --ceiling-only")
+    if args.ops_clients < 1:
+        parser.error("--ops-clients must be ≥ 1")
+    if args.out is None:
+        args.out = DEFAULT_OUT_MIXED if args.mixed else DEFAULT_OUT
     if not args.ceiling_only and not args.ventanilla.exists():
         parser.error(f"{args.ventanilla} not found: install the project or pass --ventanilla")
     return args
@@ -490,11 +730,14 @@ def main(argv: list[str] | None = None) -> int:
     goals: list[dict[str, Any]] = []
     if daemon_runs:
         servers.append(summarize(daemon_runs))
-        goals = check_goals(servers[0], servers[1], args.clients)
+        if args.mixed:
+            goals = check_mixed_goals(servers[0], servers[1])
+        else:
+            goals = check_goals(servers[0], servers[1], args.clients)
     print_report(args, servers, goals)
 
     result = {
-        "benchmark": "intake_http",
+        "benchmark": "intake_http_mixed" if args.mixed else "intake_http",
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
             "cpus": os.cpu_count(),

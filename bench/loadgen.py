@@ -32,7 +32,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import SplitResult, urlsplit
 
 import aiohttp
@@ -116,13 +116,23 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
 # --- the raw HTTP/1.1 client ------------------------------------------------------------------
 
 
+class Response(NamedTuple):
+    """One parsed answer: status, headers (names and values lower-cased), body, and whether
+    the server closes the connection after it."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    closes: bool
+
+
 class HttpConnection(asyncio.Protocol):
     """One keep-alive connection; one request at a time (no pipelining)."""
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
-        self.waiter: asyncio.Future[tuple[int, bytes, bool]] | None = None
+        self.waiter: asyncio.Future[Response] | None = None
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -146,7 +156,7 @@ class HttpConnection(asyncio.Protocol):
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_exception(ConnectionResetError("server closed the connection"))
 
-    async def exchange(self, request: bytes) -> tuple[int, bytes, bool]:
+    async def exchange(self, request: bytes) -> Response:
         assert self.transport is not None
         self.waiter = asyncio.get_running_loop().create_future()
         self.transport.write(request)
@@ -157,8 +167,8 @@ class HttpConnection(asyncio.Protocol):
             self.transport.close()
 
 
-def parse_response(buffer: bytearray) -> tuple[int, bytes, bool] | None:
-    """(status, body, server closes) once a whole response is buffered, else None.
+def parse_response(buffer: bytearray) -> Response | None:
+    """The response once it is wholly buffered, else None.
 
     Consumes the response from the buffer. Handles Content-Length and chunked bodies,
     which is all an aiohttp server sends to a request like ours.
@@ -188,7 +198,7 @@ def parse_response(buffer: bytearray) -> tuple[int, bytes, bool] | None:
             pos = line_end + 2 + size + 2
             if size == 0:
                 del buffer[:pos]
-                return status, bytes(body), closes
+                return Response(status, headers, bytes(body), closes)
     if "content-length" not in headers:
         raise ValueError("response without Content-Length or chunked encoding")
     end = start + int(headers["content-length"])
@@ -196,7 +206,7 @@ def parse_response(buffer: bytearray) -> tuple[int, bytes, bool] | None:
         return None
     body_bytes = bytes(buffer[start:end])
     del buffer[:end]
-    return status, body_bytes, closes
+    return Response(status, headers, body_bytes, closes)
 
 
 async def raw_worker(
@@ -218,7 +228,7 @@ async def raw_worker(
             try:
                 if conn is None or conn.closed:
                     _, conn = await loop.create_connection(HttpConnection, host, port)
-                status, payload, closes = await conn.exchange(request)
+                status, _, payload, closes = await conn.exchange(request)
             except (OSError, ValueError) as exc:
                 tally.record(sent_at, type(exc).__name__, str(exc))
                 if conn is not None:
