@@ -47,8 +47,7 @@ async def cmd_cases_list(services: Services, args: argparse.Namespace, out: Text
         customer=args.customer,
     )
     try:
-        async with db.session() as session:
-            page = await list_cases(session, filters, args.limit, args.cursor)
+        page = await db.read(list_cases, filters, args.limit, args.cursor)
     except QueryError as exc:
         print(f"{exc.param}: {exc}", file=out)
         return 2
@@ -111,8 +110,7 @@ def _case_header(case: CaseDetail) -> list[tuple[str, str]]:
 
 async def cmd_cases_show(services: Services, args: argparse.Namespace, out: TextIO) -> int:
     db = services.db
-    async with db.session() as session:
-        case = await get_case(session, args.number)
+    case = await db.read(get_case, args.number)
     if case is None:
         print(f"no case {args.number}", file=out)
         return 1
@@ -181,8 +179,7 @@ async def _submit(services: Services, op: object, args: argparse.Namespace, out:
         return 2 if exc.kind == "invalid" else 1
     event = None
     if changed.event_id is not None:
-        async with services.db.session() as session:
-            event = await get_event(session, changed.event_id)
+        event = await services.db.read(get_event, changed.event_id)
     if args.json:
         json_out(serialize.case_change(changed, event), out)
         return 0

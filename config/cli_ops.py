@@ -80,8 +80,7 @@ async def cmd_token_revoke(services: Services, args: argparse.Namespace, out: Te
 async def cmd_inbound_list(services: Services, args: argparse.Namespace, out: TextIO) -> int:
     db = services.db
     try:
-        async with db.session() as session:
-            page = await list_inbound(session, args.status, args.channel, args.limit, args.cursor)
+        page = await db.read(list_inbound, args.status, args.channel, args.limit, args.cursor)
     except QueryError as exc:
         print(f"{exc.param}: {exc}", file=out)
         return 2
@@ -112,8 +111,7 @@ async def cmd_inbound_retry(services: Services, args: argparse.Namespace, out: T
         return 2
     ids: list[int] = list(args.ids)
     if args.all_failed:
-        async with db.session() as session:
-            ids = await failed_inbound_ids(session)
+        ids = await db.read(failed_inbound_ids)
         if not ids:
             print("no failed inbound messages", file=out)
             return 0

@@ -97,8 +97,7 @@ class CasesApi:
         filters = CaseFilters(**{k: params[k] for k in CASE_FILTERS if params.get(k)})
         limit = parse_limit(params.get("limit"))
         try:
-            async with self.db.session() as session:
-                result = await list_cases(session, filters, limit, params.get("cursor") or None)
+            result = await self.db.read(list_cases, filters, limit, params.get("cursor") or None)
         except QueryError as exc:
             raise error(400, "invalid_parameter", str(exc), param=exc.param) from None
         return ok(serialize.page(result, serialize.case_item))
@@ -109,8 +108,7 @@ class CasesApi:
         return await self._case(request.match_info["number"])
 
     async def _case(self, number: str, status: int = 200) -> web.Response:
-        async with self.db.session() as session:
-            case = await get_case(session, number)
+        case = await self.db.read(get_case, number)
         if case is None:
             raise error(404, "not_found", f"no case {number}")
         return ok(serialize.case_detail(case), status, {"ETag": etag(case.version)})
@@ -158,6 +156,5 @@ class CasesApi:
     async def _change(self, changed: CaseChanged) -> dict[str, Any]:
         event = None
         if changed.event_id is not None:
-            async with self.db.session() as session:
-                event = await get_event(session, changed.event_id)
+            event = await self.db.read(get_event, changed.event_id)
         return serialize.case_change(changed, event)

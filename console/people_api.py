@@ -80,8 +80,7 @@ class PeopleApi:
         params = single_params(request, frozenset({"q", "limit", "cursor"}))
         limit = parse_limit(params.get("limit"))
         try:
-            async with self.db.session() as session:
-                found = await list_customers(session, params.get("q"), limit, params.get("cursor"))
+            found = await self.db.read(list_customers, params.get("q"), limit, params.get("cursor"))
         except QueryError as exc:
             raise error(400, "invalid_parameter", str(exc), param=exc.param) from None
         return ok(serialize.page(found, serialize.customer_item))
@@ -90,8 +89,7 @@ class PeopleApi:
         principal_of(request).require(*READ_ROLES)
         single_params(request, frozenset())
         customer_id = path_id(request)
-        async with self.db.session() as session:
-            detail = await get_customer(session, customer_id)
+        detail = await self.db.read(get_customer, customer_id)
         if detail is None:
             raise error(404, "not_found", f"no customer {customer_id}")
         return ok(serialize.customer_detail(detail))
@@ -102,14 +100,13 @@ class PeopleApi:
         customer_id = path_id(request)
         limit = parse_limit(params.get("limit"))
         try:
-            async with self.db.session() as session:
-                if await get_customer(session, customer_id) is None:
-                    raise error(404, "not_found", f"no customer {customer_id}")
-                found = await customer_timeline(
-                    session, customer_id, limit, params.get("cursor") or None
-                )
+            found = await self.db.read(
+                customer_timeline, customer_id, limit, params.get("cursor") or None
+            )
         except QueryError as exc:
             raise error(400, "invalid_parameter", str(exc), param=exc.param) from None
+        if found is None:
+            raise error(404, "not_found", f"no customer {customer_id}")
         return ok(serialize.page(found, serialize.interaction))
 
     # --- tokens -----------------------------------------------------------------------

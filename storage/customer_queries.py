@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import String, and_, exists, func, literal, or_, select, tuple_, union_all
 from sqlalchemy import case as when
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from storage.models import (
     Case,
@@ -80,21 +80,21 @@ class Interaction:
 _OPEN = and_(Status.kind != "closed", Case.merged_into_id.is_(None))
 
 
-async def _rows(session: AsyncSession, ids: list[int]) -> dict[int, CustomerRow]:
+def _rows(session: Session, ids: list[int]) -> dict[int, CustomerRow]:
     if not ids:
         return {}
-    customers = await session.execute(
+    customers = session.execute(
         select(Customer.id, Customer.name, Customer.created_at).where(Customer.id.in_(ids))
     )
     idents: dict[int, list[IdentityRow]] = {}
-    for r in await session.execute(
+    for r in session.execute(
         select(CustomerIdentity.customer_id, CustomerIdentity.kind, CustomerIdentity.value)
         .where(CustomerIdentity.customer_id.in_(ids))
         .order_by(CustomerIdentity.id)
     ):
         idents.setdefault(r.customer_id, []).append(IdentityRow(r.kind, r.value))
     counts: dict[int, tuple[int, int]] = {}
-    for r in await session.execute(
+    for r in session.execute(
         select(
             Case.customer_id,
             func.count(),
@@ -118,8 +118,8 @@ async def _rows(session: AsyncSession, ids: list[int]) -> dict[int, CustomerRow]
     }
 
 
-async def list_customers(
-    session: AsyncSession, q: str | None, limit: int, cursor: str | None
+def list_customers(
+    session: Session, q: str | None, limit: int, cursor: str | None
 ) -> Page[CustomerRow]:
     """Customers whose name or any identity (email, phone, Telegram id) contains ``q``,
     newest first."""
@@ -140,16 +140,16 @@ async def list_customers(
                 ),
             )
         )
-    rows, next_cursor = await keyset_page(session, stmt, Customer.id, limit, cursor)
-    found = await _rows(session, [r.id for r in rows])
+    rows, next_cursor = keyset_page(session, stmt, Customer.id, limit, cursor)
+    found = _rows(session, [r.id for r in rows])
     return Page([found[r.id] for r in rows if r.id in found], next_cursor)
 
 
-async def get_customer(session: AsyncSession, customer_id: int) -> CustomerDetail | None:
-    found = await _rows(session, [customer_id])
+def get_customer(session: Session, customer_id: int) -> CustomerDetail | None:
+    found = _rows(session, [customer_id])
     if customer_id not in found:
         return None
-    cases = await session.execute(
+    cases = session.execute(
         select(
             Case.number,
             Case.title,
@@ -185,9 +185,12 @@ def _decode(cursor: str) -> tuple[datetime, int, int]:
         raise QueryError("cursor", "cursor is not valid; use next_cursor as given") from None
 
 
-async def customer_timeline(
-    session: AsyncSession, customer_id: int, limit: int, cursor: str | None
-) -> Page[Interaction]:
+def customer_timeline(
+    session: Session, customer_id: int, limit: int, cursor: str | None
+) -> Page[Interaction] | None:
+    """The customer's history, or None when there is no such customer."""
+    if session.get(Customer, customer_id) is None:
+        return None
     if not 1 <= limit <= MAX_LIMIT:
         raise QueryError("limit", f"limit must be between 1 and {MAX_LIMIT}")
     none = literal(None, String())
@@ -246,7 +249,7 @@ async def customer_timeline(
         key = tuple_(every.c.at, every.c.rank, every.c.id)
         stmt = stmt.where(key < tuple_(literal(at, UtcDateTime()), literal(rank), literal(item_id)))
     stmt = stmt.order_by(every.c.at.desc(), every.c.rank.desc(), every.c.id.desc()).limit(limit + 1)
-    rows: list[Any] = list((await session.execute(stmt)).all())
+    rows: list[Any] = list((session.execute(stmt)).all())
     items = [
         Interaction(r.type, r.id, r.at, r.case, r.channel, r.direction, r.subject, r.text, r.status)
         for r in rows[:limit]

@@ -7,6 +7,7 @@ connect; sessions never expire on commit (no lazy loads after a commit, see DESI
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -32,6 +34,7 @@ SQLITE_PRAGMAS = (
 
 
 T = TypeVar("T")
+READERS = 2  # reader threads (and connections) for Database.read on SQLite
 
 
 class StorageUnavailable(Exception):
@@ -61,6 +64,8 @@ class Database:
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._sync_engine: Engine | None = None
         self._writer_thread: ThreadPoolExecutor | None = None
+        self._read_engine: Engine | None = None
+        self._reader: ThreadPoolExecutor | None = None
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(connection, *args)`` in one transaction and commit.
@@ -79,6 +84,30 @@ class Database:
             self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._writer_thread, self._write_sync, fn, args)
+
+    async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn(session, *args, **kwargs)`` with a sync ``Session``; its result.
+
+        A read is a handful of statements; on SQLite each one through aiosqlite is a thread
+        hop and a wake-up of the event loop, which under load waits behind every other
+        request's turn. Here the whole read runs in one reader thread (WAL lets readers run
+        beside the writer) and the loop is woken once. PostgreSQL runs it on the async
+        engine (``run_sync``: each statement awaits asyncpg on the loop).
+        """
+        if not self.is_sqlite:
+            async with self.sessions() as session:
+                return await session.run_sync(fn, *args, **kwargs)
+        if self._reader is None:
+            self._read_engine = sqlite_reader_engine(self.url, READERS)
+            self._reader = ThreadPoolExecutor(READERS, thread_name_prefix="sqlite-reader")
+        loop = asyncio.get_running_loop()
+        call = functools.partial(self._read_sync, fn, args, kwargs)
+        return await loop.run_in_executor(self._reader, call)
+
+    def _read_sync(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+        assert self._read_engine is not None
+        with Session(self._read_engine) as session:
+            return fn(session, *args, **kwargs)
 
     def _write_sync(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         assert self._sync_engine is not None
@@ -107,10 +136,12 @@ class Database:
             return False
 
     async def close(self) -> None:
-        if self._writer_thread is not None:
-            self._writer_thread.shutdown(wait=True)
-        if self._sync_engine is not None:
-            self._sync_engine.dispose()
+        for thread in (self._writer_thread, self._reader):
+            if thread is not None:
+                thread.shutdown(wait=True)
+        for engine in (self._sync_engine, self._read_engine):
+            if engine is not None:
+                engine.dispose()
         await self.engine.dispose()
 
 
@@ -119,6 +150,19 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     for pragma in SQLITE_PRAGMAS:
         cursor.execute(pragma)
     cursor.close()
+
+
+def sqlite_reader_engine(async_url: str, size: int) -> Engine:
+    """Sync connections for ``Database.read``: one per reader thread, kept open."""
+    engine = create_engine(
+        async_url.replace("sqlite+aiosqlite", "sqlite+pysqlite", 1),
+        pool_size=size,
+        max_overflow=0,
+        # Each connection is used by whichever reader thread holds it (never two at once).
+        connect_args={"check_same_thread": False},
+    )
+    event.listen(engine, "connect", _sqlite_on_connect)
+    return engine
 
 
 def sqlite_writer_engine(async_url: str) -> Engine:

@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy import ColumnElement, and_, bindparam, exists, or_, select
+from sqlalchemy.orm import Session, aliased
 
 from storage.models import (
     Area,
@@ -184,10 +183,10 @@ def _case_select(*extra: Any) -> AnySelect:
     )
 
 
-async def _catalog_id(session: AsyncSession, model: Any, param: str, name: str) -> int:
+def _catalog_id(session: Session, model: Any, param: str, name: str) -> int:
     """Resolve a catalog name case-insensitively in Python: SQLite's lower() is ASCII-only
     and the names are Spanish ("Técnica"), and catalog tables are small."""
-    rows = (await session.execute(select(model.id, model.name))).all()
+    rows = (session.execute(select(model.id, model.name))).all()
     wanted = name.strip().casefold()
     for row in rows:
         if row.name.casefold() == wanted:
@@ -195,14 +194,14 @@ async def _catalog_id(session: AsyncSession, model: Any, param: str, name: str) 
     raise QueryError(param, f"unknown {param} {name!r}")
 
 
-async def _case_conditions(session: AsyncSession, f: CaseFilters) -> list[ColumnElement[bool]]:
+def _case_conditions(session: Session, f: CaseFilters) -> list[ColumnElement[bool]]:
     conds: list[ColumnElement[bool]] = []
     if f.status:
-        conds.append(Case.status_id == await _catalog_id(session, Status, "status", f.status))
+        conds.append(Case.status_id == _catalog_id(session, Status, "status", f.status))
     if f.area:
-        conds.append(Case.area_id == await _catalog_id(session, Area, "area", f.area))
+        conds.append(Case.area_id == _catalog_id(session, Area, "area", f.area))
     if f.assignee:
-        tech = await _catalog_id(session, Technician, "assignee", f.assignee)
+        tech = _catalog_id(session, Technician, "assignee", f.assignee)
         conds.append(Case.assignee_id == tech)
     if f.channel:
         conds.append(Case.origin_channel == f.channel.strip().lower())
@@ -227,49 +226,65 @@ async def _case_conditions(session: AsyncSession, f: CaseFilters) -> list[Column
     return conds
 
 
-async def list_cases(
-    session: AsyncSession,
+def list_cases(
+    session: Session,
     filters: CaseFilters | None = None,
     limit: int = DEFAULT_LIMIT,
     cursor: str | None = None,
 ) -> Page[CaseRow]:
     """Cases matching every given filter, newest first. Unknown catalog names raise
     QueryError (a typo should not look like "no cases")."""
-    conds = await _case_conditions(session, filters or CaseFilters())
+    conds = _case_conditions(session, filters or CaseFilters())
     stmt = _case_select().where(and_(*conds)) if conds else _case_select()
-    rows, next_cursor = await keyset_page(session, stmt, Case.id, limit, cursor)
+    rows, next_cursor = keyset_page(session, stmt, Case.id, limit, cursor)
     return Page([from_row(CaseRow, r) for r in rows], next_cursor)
 
 
-async def get_case(session: AsyncSession, number: str) -> CaseDetail | None:
-    """One case by number with names resolved and its merged timeline, or None."""
-    parent = aliased(Case)
-    merged = aliased(Case)
-    cloned = aliased(Case)
-    stmt = (
-        _case_select(
-            *columns_of(Case, CaseDetail, *_DETAIL_DERIVED),
-            Status.kind.label("status_kind"),
-            parent.number.label("parent"),
-            merged.number.label("merged_into"),
-            cloned.number.label("cloned_from"),
-        )
-        .outerjoin(parent, parent.id == Case.parent_id)
-        .outerjoin(merged, merged.id == Case.merged_into_id)
-        .outerjoin(cloned, cloned.id == Case.cloned_from_id)
-        .where(Case.number.in_({number.strip(), number.strip().upper()}))
+# Built once: a statement with aliased tables costs more to build (column adaptation) than
+# to run, and a case is read on every GET and PATCH.
+_PARENT, _MERGED, _CLONED = aliased(Case), aliased(Case), aliased(Case)
+_CASE_DETAIL = (
+    _case_select(
+        *columns_of(Case, CaseDetail, *_DETAIL_DERIVED),
+        Status.kind.label("status_kind"),
+        _PARENT.number.label("parent"),
+        _MERGED.number.label("merged_into"),
+        _CLONED.number.label("cloned_from"),
     )
-    r = (await session.execute(stmt)).first()
+    .outerjoin(_PARENT, _PARENT.id == Case.parent_id)
+    .outerjoin(_MERGED, _MERGED.id == Case.merged_into_id)
+    .outerjoin(_CLONED, _CLONED.id == Case.cloned_from_id)
+    .where(Case.number.in_(bindparam("numbers", expanding=True)))
+)
+_IDENTITIES_OF = (
+    select(CustomerIdentity.kind, CustomerIdentity.value)
+    .where(CustomerIdentity.customer_id == bindparam("customer"))
+    .order_by(CustomerIdentity.id)
+)
+_CHILDREN_OF = select(Case.number).where(Case.parent_id == bindparam("case")).order_by(Case.id)
+_MESSAGES_OF = select(*columns_of(Message, TimelineMessage, "attachments")).where(
+    Message.case_id == bindparam("case")
+)
+_ATTACHMENTS_OF = (
+    select(Attachment.message_id, *columns_of(Attachment, AttachmentInfo))
+    .where(Attachment.message_id.in_(bindparam("ids", expanding=True)))
+    .order_by(Attachment.id)
+)
+_EVENTS_OF = select(*columns_of(CaseEvent, TimelineEvent)).where(
+    CaseEvent.case_id == bindparam("case")
+)
+_EVENT = select(*columns_of(CaseEvent, TimelineEvent)).where(CaseEvent.id == bindparam("id"))
+
+
+def get_case(session: Session, number: str, *, timeline: bool = True) -> CaseDetail | None:
+    """One case by number with names resolved and (unless ``timeline`` is false) its
+    merged timeline, or None."""
+    wanted = number.strip()
+    r = (session.execute(_CASE_DETAIL, {"numbers": [wanted, wanted.upper()]})).first()
     if r is None:
         return None
-    identities = await session.execute(
-        select(CustomerIdentity.kind, CustomerIdentity.value)
-        .where(CustomerIdentity.customer_id == r.customer_id)
-        .order_by(CustomerIdentity.id)
-    )
-    children = await session.scalars(
-        select(Case.number).where(Case.parent_id == r.id).order_by(Case.id)
-    )
+    identities = session.execute(_IDENTITIES_OF, {"customer": r.customer_id})
+    children = session.scalars(_CHILDREN_OF, {"case": r.id})
     return from_row(
         CaseDetail,
         r,
@@ -278,28 +293,21 @@ async def get_case(session: AsyncSession, number: str) -> CaseDetail | None:
         tags=list(r.tags or []),
         cc=list(r.cc or []),
         identities=tuple(Identity(i.kind, i.value) for i in identities),
-        timeline=await case_timeline(session, r.id),
+        timeline=case_timeline(session, r.id) if timeline else (),
     )
 
 
-async def case_timeline(session: AsyncSession, case_id: int) -> tuple[TimelineEntry, ...]:
+def case_timeline(session: Session, case_id: int) -> tuple[TimelineEntry, ...]:
     """Messages and events of a case in time order; at the same instant a message comes
     before the events it caused (a new case's message and its created/routed events share
     the batch's timestamp)."""
-    stmt = select(*columns_of(Message, TimelineMessage, "attachments"))
-    messages = (await session.execute(stmt.where(Message.case_id == case_id))).all()
+    messages = (session.execute(_MESSAGES_OF, {"case": case_id})).all()
     files: dict[int, list[AttachmentInfo]] = {}
     if messages:
-        rows = await session.execute(
-            select(Attachment.message_id, *columns_of(Attachment, AttachmentInfo))
-            .where(Attachment.message_id.in_([m.id for m in messages]))
-            .order_by(Attachment.id)
-        )
+        rows = session.execute(_ATTACHMENTS_OF, {"ids": [m.id for m in messages]})
         for a in rows:
             files.setdefault(a.message_id, []).append(from_row(AttachmentInfo, a))
-    events = await session.execute(
-        select(*columns_of(CaseEvent, TimelineEvent)).where(CaseEvent.case_id == case_id)
-    )
+    events = session.execute(_EVENTS_OF, {"case": case_id})
     timeline: list[TimelineEntry] = [
         from_row(TimelineMessage, m, attachments=tuple(files.get(m.id, ()))) for m in messages
     ]
@@ -308,12 +316,8 @@ async def case_timeline(session: AsyncSession, case_id: int) -> tuple[TimelineEn
     return tuple(timeline)
 
 
-async def get_event(session: AsyncSession, event_id: int) -> TimelineEvent | None:
-    row = (
-        await session.execute(
-            select(*columns_of(CaseEvent, TimelineEvent)).where(CaseEvent.id == event_id)
-        )
-    ).first()
+def get_event(session: Session, event_id: int) -> TimelineEvent | None:
+    row = (session.execute(_EVENT, {"id": event_id})).first()
     return from_row(TimelineEvent, row, detail=dict(row.detail or {})) if row else None
 
 
@@ -332,8 +336,8 @@ class InboundRow:
     retries: int
 
 
-async def list_inbound(
-    session: AsyncSession,
+def list_inbound(
+    session: Session,
     status: str | None = None,
     channel: str | None = None,
     limit: int = DEFAULT_LIMIT,
@@ -347,13 +351,13 @@ async def list_inbound(
         stmt = stmt.where(Inbound.status == status)
     if channel:
         stmt = stmt.where(Inbound.channel == channel.strip().lower())
-    rows, next_cursor = await keyset_page(session, stmt, Inbound.id, limit, cursor)
+    rows, next_cursor = keyset_page(session, stmt, Inbound.id, limit, cursor)
     return Page([from_row(InboundRow, r) for r in rows], next_cursor)
 
 
-async def failed_inbound_ids(session: AsyncSession) -> list[int]:
+def failed_inbound_ids(session: Session) -> list[int]:
     """Every failed inbound row, oldest first (replayed in arrival order)."""
-    rows = await session.scalars(
+    rows = session.scalars(
         select(Inbound.id).where(Inbound.status == "failed").order_by(Inbound.id)
     )
     return list(rows)

@@ -20,8 +20,7 @@ async def test_update_prints_before_and_after_and_records_the_actor(services: Se
     assert code == 0, output
     assert f"{number} updated (version 2):" in output
     assert "status: Abierta → En Progreso" in output and "tags: (none) → vip, fibra" in output
-    async with services.db.session() as session:
-        case = await get_case(session, number)
+    case = await services.db.read(get_case, number)
     assert case is not None and case.row.status == "En Progreso" and case.tags == ["vip", "fibra"]
     [event] = [e for e in case.timeline if getattr(e, "kind", "") == "updated"]
     assert event.actor == "maria"
@@ -59,9 +58,8 @@ async def test_note_merge_and_clone(services: Services) -> None:
     code, output = await run(services, "cases", "merge", first, "--into", second, "--json")
     assert code == 0, output
     assert json.loads(output)["event"]["detail"]["case"] == first
-    async with services.db.session() as session:
-        merged = await get_case(session, first)
-        copy = await get_case(session, clone)
+    merged = await services.db.read(get_case, first)
+    copy = await services.db.read(get_case, clone)
     assert merged is not None and merged.merged_into == second
     assert copy is not None and copy.cloned_from == second and copy.row.area == "Administración"
     code, output = await run(services, "cases", "merge", first, "--into", second)

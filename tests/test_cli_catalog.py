@@ -80,8 +80,7 @@ async def accept(services: Services, category: str = "Problema Grave") -> str:
 
 
 async def area_of(services: Services, number: str) -> str | None:
-    async with services.db.session() as session:
-        case = await get_case(session, number)
+    case = await services.db.read(get_case, number)
     assert case is not None
     return case.row.area
 
@@ -211,8 +210,7 @@ async def test_a_new_default_takes_over_and_the_old_one_may_then_close(
 
 
 async def get_case_of(services: Services, number: str) -> str:
-    async with services.db.session() as session:
-        case = await get_case(session, number)
+    case = await services.db.read(get_case, number)
     assert case is not None
     return str(case.row.status)
 

@@ -173,8 +173,7 @@ async def test_inbound_retry_replays_a_failed_row_into_a_case(services: Services
     assert code == 0, output
     assert f"inbound {failed.inbound_id}: created CAS-" in output
     number = output.split("created ")[1].split()[0]
-    async with services.db.session() as session:
-        case = await get_case(session, number)
+    case = await services.db.read(get_case, number)
     assert case is not None and case.row.contact == "falla@example.com"
     # Now processed: retrying it again is refused and reported.
     code, output = await run(services, "inbound", "retry", str(failed.inbound_id))

@@ -54,16 +54,14 @@ async def accept(
 
 
 async def numbers(services: Services, **filters: str) -> list[str]:
-    async with services.db.session() as session:
-        page = await list_cases(session, CaseFilters(**filters))
+    page = await services.db.read(list_cases, CaseFilters(**filters))
     return [c.number for c in page.items]
 
 
 async def test_cases_come_newest_first_with_names_resolved(services: Services) -> None:
     first = await accept(services, category="Problema Grave")
     second = await accept(services, email="beto@example.com", category="Problema menor")
-    async with services.db.session() as session:
-        page = await list_cases(session)
+    page = await services.db.read(list_cases)
     assert [c.number for c in page.items] == [second.case_number, first.case_number]
     assert page.next_cursor is None
     grave = page.items[1]
@@ -106,9 +104,8 @@ async def test_filter_by_status_area_assignee_and_channel(services: Services) ->
 async def test_unknown_catalog_names_are_errors_not_empty_lists(services: Services) -> None:
     await accept(services)
     for param in ("status", "area", "assignee"):
-        async with services.db.session() as session:
-            with pytest.raises(QueryError) as caught:
-                await list_cases(session, CaseFilters(**{param: "No existe"}))
+        with pytest.raises(QueryError) as caught:
+            await services.db.read(list_cases, CaseFilters(**{param: "No existe"}))
         assert caught.value.param == param
         assert "No existe" in str(caught.value)
 
@@ -156,8 +153,7 @@ async def test_keyset_pagination_sees_every_case_once_in_order(services: Service
     cursor: str | None = None
     pages = 0
     while True:
-        async with services.db.session() as session:
-            page = await list_cases(session, limit=3, cursor=cursor)
+        page = await services.db.read(list_cases, limit=3, cursor=cursor)
         pages += 1
         seen += [c.number for c in page.items]
         if page.next_cursor is None:
@@ -170,8 +166,7 @@ async def test_keyset_pagination_sees_every_case_once_in_order(services: Service
 async def test_exactly_full_last_page_has_no_cursor(services: Services) -> None:
     for i in range(3):
         await accept(services, email=f"c{i}@example.com")
-    async with services.db.session() as session:
-        page = await list_cases(session, limit=3)
+    page = await services.db.read(list_cases, limit=3)
     assert len(page.items) == 3
     assert page.next_cursor is None
 
@@ -186,9 +181,8 @@ def test_cursor_round_trip_and_rejects_foreign_strings() -> None:
 
 @pytest.mark.parametrize("limit", [0, 201, -1])
 async def test_limit_out_of_range_is_refused(services: Services, limit: int) -> None:
-    async with services.db.session() as session:
-        with pytest.raises(QueryError) as caught:
-            await list_cases(session, limit=limit)
+    with pytest.raises(QueryError) as caught:
+        await services.db.read(list_cases, limit=limit)
     assert caught.value.param == "limit"
 
 
@@ -198,9 +192,8 @@ async def test_case_detail_has_names_identities_and_timeline(services: Services)
     created = await accept(services, text="No tengo conexión", attachments=(photo,))
     assert created.case_number is not None
     await accept(services, subject=f"[{created.case_number}] sigue", text="Sigue igual")
-    async with services.db.session() as session:
-        case = await get_case(session, created.case_number)
-        missing = await get_case(session, "CAS-999999")
+    case = await services.db.read(get_case, created.case_number)
+    missing = await services.db.read(get_case, "CAS-999999")
     assert missing is None
     assert case is not None
     assert case.row.number == created.case_number
@@ -240,11 +233,10 @@ async def test_inbound_log_filters_by_status_and_lists_failed_ids(services: Serv
             InboundMessage(Channel.SMS, "SM-1", Address(phone="+5491100000000"), b"raw", text="x")
         )
     assert failed.outcome == "failed"
-    async with services.db.session() as session:
-        everything = await list_inbound(session)
-        only_failed = await list_inbound(session, status="failed")
-        only_api = await list_inbound(session, channel="API")
-        ids = await failed_inbound_ids(session)
+    everything = await services.db.read(list_inbound)
+    only_failed = await services.db.read(list_inbound, status="failed")
+    only_api = await services.db.read(list_inbound, channel="API")
+    ids = await services.db.read(failed_inbound_ids)
     assert [r.id for r in everything.items] == [failed.inbound_id, ok.inbound_id]
     assert [r.external_id for r in only_failed.items] == ["SM-1"]
     assert only_failed.items[0].error and "routing" in only_failed.items[0].error
