@@ -52,6 +52,8 @@ class CasesApi:
 
     def endpoints(self) -> list[Endpoint]:
         case_answer = Answer("the case", schemas.CaseDetail, headers=("ETag",))
+        state_answer = Answer("the case's fields after the change", schemas.CaseState,
+                              headers=("ETag",))  # fmt: skip
         change = Answer("what changed", schemas.CaseChangeOut)
         return [
             Endpoint(
@@ -66,7 +68,7 @@ class CasesApi:
             ),
             Endpoint(
                 "PATCH", "/api/v1/cases/{number}", self.patch_case, "Change a case's fields",
-                "cases", {200: case_answer}, WRITE_ROLES, body=schemas.CaseChanges,
+                "cases", {200: state_answer}, WRITE_ROLES, body=schemas.CaseChanges,
                 params=(NUMBER, Param("If-Match", "header", {"type": "string"},
                                       "the ETag last read: refused (412) if the case changed")),
                 errors=(409, 412),
@@ -107,11 +109,12 @@ class CasesApi:
         single_params(request, frozenset())
         return await self._case(request.match_info["number"])
 
-    async def _case(self, number: str, status: int = 200) -> web.Response:
-        case = await self.db.read(get_case, number)
+    async def _case(self, number: str, *, timeline: bool = True) -> web.Response:
+        case = await self.db.read(get_case, number, timeline=timeline)
         if case is None:
             raise error(404, "not_found", f"no case {number}")
-        return ok(serialize.case_detail(case), status, {"ETag": etag(case.version)})
+        body = serialize.case_detail(case, timeline=timeline)
+        return ok(body, headers={"ETag": etag(case.version)})
 
     async def patch_case(self, request: web.Request) -> web.Response:
         principal = principal_of(request).require(*WRITE_ROLES)
@@ -122,7 +125,8 @@ class CasesApi:
         changed: CaseChanged = await self.writes.submit(
             UpdateCase(number, body.model_dump(exclude_unset=True), principal.name, expected)
         )
-        return await self._case(changed.number)
+        # The fields only: the timeline is a GET away, and a change does not touch it.
+        return await self._case(changed.number, timeline=False)
 
     async def add_note(self, request: web.Request) -> web.Response:
         principal = principal_of(request).require(*WRITE_ROLES)

@@ -116,7 +116,9 @@ class CustomerWithIdentities(CustomerRef):
     identities: list[Identity]
 
 
-class CaseDetail(CaseItem):
+class CaseState(CaseItem):
+    """A case's fields without its timeline (the answer to a change)."""
+
     customer: CustomerWithIdentities
     version: int
     description: str
@@ -135,6 +137,11 @@ class CaseDetail(CaseItem):
     escalation_level: int
     reopen_at: str | None
     closed_at: str | None
+
+
+class CaseDetail(CaseState):
+    """A case's fields and its timeline: messages in and out, notes and events."""
+
     timeline: list[TimelineEntry]
 
 

@@ -80,7 +80,7 @@ def timeline_entry(entry: TimelineEntry) -> dict[str, Any]:
     }
 
 
-def case_detail(case: CaseDetail) -> dict[str, Any]:
+def case_detail(case: CaseDetail, *, timeline: bool = True) -> dict[str, Any]:
     body = case_item(case.row)
     body["customer"]["identities"] = [{"kind": i.kind, "value": i.value} for i in case.identities]
     body.update(
@@ -102,9 +102,10 @@ def case_detail(case: CaseDetail) -> dict[str, Any]:
             "escalation_level": case.escalation_level,
             "reopen_at": iso(case.reopen_at),
             "closed_at": iso(case.closed_at),
-            "timeline": [timeline_entry(e) for e in case.timeline],
         }
     )
+    if timeline:
+        body["timeline"] = [timeline_entry(e) for e in case.timeline]
     return body
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import String, and_, exists, func, literal, or_, select, tuple_, union_all
 from sqlalchemy import case as when
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import Connection
 
 from storage.models import (
     Case,
@@ -80,21 +80,21 @@ class Interaction:
 _OPEN = and_(Status.kind != "closed", Case.merged_into_id.is_(None))
 
 
-def _rows(session: Session, ids: list[int]) -> dict[int, CustomerRow]:
+def _rows(conn: Connection, ids: list[int]) -> dict[int, CustomerRow]:
     if not ids:
         return {}
-    customers = session.execute(
+    customers = conn.execute(
         select(Customer.id, Customer.name, Customer.created_at).where(Customer.id.in_(ids))
     )
     idents: dict[int, list[IdentityRow]] = {}
-    for r in session.execute(
+    for r in conn.execute(
         select(CustomerIdentity.customer_id, CustomerIdentity.kind, CustomerIdentity.value)
         .where(CustomerIdentity.customer_id.in_(ids))
         .order_by(CustomerIdentity.id)
     ):
         idents.setdefault(r.customer_id, []).append(IdentityRow(r.kind, r.value))
     counts: dict[int, tuple[int, int]] = {}
-    for r in session.execute(
+    for r in conn.execute(
         select(
             Case.customer_id,
             func.count(),
@@ -119,7 +119,7 @@ def _rows(session: Session, ids: list[int]) -> dict[int, CustomerRow]:
 
 
 def list_customers(
-    session: Session, q: str | None, limit: int, cursor: str | None
+    conn: Connection, q: str | None, limit: int, cursor: str | None
 ) -> Page[CustomerRow]:
     """Customers whose name or any identity (email, phone, Telegram id) contains ``q``,
     newest first."""
@@ -140,16 +140,16 @@ def list_customers(
                 ),
             )
         )
-    rows, next_cursor = keyset_page(session, stmt, Customer.id, limit, cursor)
-    found = _rows(session, [r.id for r in rows])
+    rows, next_cursor = keyset_page(conn, stmt, Customer.id, limit, cursor)
+    found = _rows(conn, [r.id for r in rows])
     return Page([found[r.id] for r in rows if r.id in found], next_cursor)
 
 
-def get_customer(session: Session, customer_id: int) -> CustomerDetail | None:
-    found = _rows(session, [customer_id])
+def get_customer(conn: Connection, customer_id: int) -> CustomerDetail | None:
+    found = _rows(conn, [customer_id])
     if customer_id not in found:
         return None
-    cases = session.execute(
+    cases = conn.execute(
         select(
             Case.number,
             Case.title,
@@ -186,10 +186,10 @@ def _decode(cursor: str) -> tuple[datetime, int, int]:
 
 
 def customer_timeline(
-    session: Session, customer_id: int, limit: int, cursor: str | None
+    conn: Connection, customer_id: int, limit: int, cursor: str | None
 ) -> Page[Interaction] | None:
     """The customer's history, or None when there is no such customer."""
-    if session.get(Customer, customer_id) is None:
+    if conn.scalar(select(Customer.id).where(Customer.id == customer_id)) is None:
         return None
     if not 1 <= limit <= MAX_LIMIT:
         raise QueryError("limit", f"limit must be between 1 and {MAX_LIMIT}")
@@ -249,7 +249,7 @@ def customer_timeline(
         key = tuple_(every.c.at, every.c.rank, every.c.id)
         stmt = stmt.where(key < tuple_(literal(at, UtcDateTime()), literal(rank), literal(item_id)))
     stmt = stmt.order_by(every.c.at.desc(), every.c.rank.desc(), every.c.id.desc()).limit(limit + 1)
-    rows: list[Any] = list((session.execute(stmt)).all())
+    rows: list[Any] = list((conn.execute(stmt)).all())
     items = [
         Interaction(r.type, r.id, r.at, r.case, r.channel, r.direction, r.subject, r.text, r.status)
         for r in rows[:limit]

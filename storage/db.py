@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import Session
 
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -86,7 +85,7 @@ class Database:
         return await loop.run_in_executor(self._writer_thread, self._write_sync, fn, args)
 
     async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``fn(session, *args, **kwargs)`` with a sync ``Session``; its result.
+        """Run ``fn(connection, *args, **kwargs)`` on a sync ``Connection``; its result.
 
         A read is a handful of statements; on SQLite each one through aiosqlite is a thread
         hop and a wake-up of the event loop, which under load waits behind every other
@@ -95,8 +94,8 @@ class Database:
         engine (``run_sync``: each statement awaits asyncpg on the loop).
         """
         if not self.is_sqlite:
-            async with self.sessions() as session:
-                return await session.run_sync(fn, *args, **kwargs)
+            async with self.engine.connect() as conn:
+                return await conn.run_sync(fn, *args, **kwargs)
         if self._reader is None:
             self._read_engine = sqlite_reader_engine(self.url, READERS)
             self._reader = ThreadPoolExecutor(READERS, thread_name_prefix="sqlite-reader")
@@ -106,8 +105,8 @@ class Database:
 
     def _read_sync(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
         assert self._read_engine is not None
-        with Session(self._read_engine) as session:
-            return fn(session, *args, **kwargs)
+        with self._read_engine.connect() as conn:
+            return fn(conn, *args, **kwargs)
 
     def _write_sync(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         assert self._sync_engine is not None

@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sqlalchemy import Select
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import Connection
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -60,14 +60,14 @@ def decode_cursor(cursor: str) -> int:
 
 
 def keyset_page(
-    session: Session, stmt: AnySelect, id_col: Any, limit: int, cursor: str | None
+    conn: Connection, stmt: AnySelect, id_col: Any, limit: int, cursor: str | None
 ) -> tuple[list[Any], str | None]:
     """Run ``stmt`` newest first from ``cursor``; one extra row tells whether more exist."""
     if not 1 <= limit <= MAX_LIMIT:
         raise QueryError("limit", f"limit must be between 1 and {MAX_LIMIT}")
     if cursor:
         stmt = stmt.where(id_col < decode_cursor(cursor))
-    rows = list((session.execute(stmt.order_by(id_col.desc()).limit(limit + 1))).all())
+    rows = list((conn.execute(stmt.order_by(id_col.desc()).limit(limit + 1))).all())
     more = len(rows) > limit
     return rows[:limit], (encode_cursor(rows[limit - 1].id) if more else None)
 

@@ -11,7 +11,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, and_, bindparam, exists, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import aliased
 
 from storage.models import (
     Area,
@@ -183,10 +184,10 @@ def _case_select(*extra: Any) -> AnySelect:
     )
 
 
-def _catalog_id(session: Session, model: Any, param: str, name: str) -> int:
+def _catalog_id(conn: Connection, model: Any, param: str, name: str) -> int:
     """Resolve a catalog name case-insensitively in Python: SQLite's lower() is ASCII-only
     and the names are Spanish ("Técnica"), and catalog tables are small."""
-    rows = (session.execute(select(model.id, model.name))).all()
+    rows = (conn.execute(select(model.id, model.name))).all()
     wanted = name.strip().casefold()
     for row in rows:
         if row.name.casefold() == wanted:
@@ -194,14 +195,14 @@ def _catalog_id(session: Session, model: Any, param: str, name: str) -> int:
     raise QueryError(param, f"unknown {param} {name!r}")
 
 
-def _case_conditions(session: Session, f: CaseFilters) -> list[ColumnElement[bool]]:
+def _case_conditions(conn: Connection, f: CaseFilters) -> list[ColumnElement[bool]]:
     conds: list[ColumnElement[bool]] = []
     if f.status:
-        conds.append(Case.status_id == _catalog_id(session, Status, "status", f.status))
+        conds.append(Case.status_id == _catalog_id(conn, Status, "status", f.status))
     if f.area:
-        conds.append(Case.area_id == _catalog_id(session, Area, "area", f.area))
+        conds.append(Case.area_id == _catalog_id(conn, Area, "area", f.area))
     if f.assignee:
-        tech = _catalog_id(session, Technician, "assignee", f.assignee)
+        tech = _catalog_id(conn, Technician, "assignee", f.assignee)
         conds.append(Case.assignee_id == tech)
     if f.channel:
         conds.append(Case.origin_channel == f.channel.strip().lower())
@@ -227,16 +228,16 @@ def _case_conditions(session: Session, f: CaseFilters) -> list[ColumnElement[boo
 
 
 def list_cases(
-    session: Session,
+    conn: Connection,
     filters: CaseFilters | None = None,
     limit: int = DEFAULT_LIMIT,
     cursor: str | None = None,
 ) -> Page[CaseRow]:
     """Cases matching every given filter, newest first. Unknown catalog names raise
     QueryError (a typo should not look like "no cases")."""
-    conds = _case_conditions(session, filters or CaseFilters())
+    conds = _case_conditions(conn, filters or CaseFilters())
     stmt = _case_select().where(and_(*conds)) if conds else _case_select()
-    rows, next_cursor = keyset_page(session, stmt, Case.id, limit, cursor)
+    rows, next_cursor = keyset_page(conn, stmt, Case.id, limit, cursor)
     return Page([from_row(CaseRow, r) for r in rows], next_cursor)
 
 
@@ -276,15 +277,15 @@ _EVENTS_OF = select(*columns_of(CaseEvent, TimelineEvent)).where(
 _EVENT = select(*columns_of(CaseEvent, TimelineEvent)).where(CaseEvent.id == bindparam("id"))
 
 
-def get_case(session: Session, number: str, *, timeline: bool = True) -> CaseDetail | None:
+def get_case(conn: Connection, number: str, *, timeline: bool = True) -> CaseDetail | None:
     """One case by number with names resolved and (unless ``timeline`` is false) its
     merged timeline, or None."""
     wanted = number.strip()
-    r = (session.execute(_CASE_DETAIL, {"numbers": [wanted, wanted.upper()]})).first()
+    r = (conn.execute(_CASE_DETAIL, {"numbers": [wanted, wanted.upper()]})).first()
     if r is None:
         return None
-    identities = session.execute(_IDENTITIES_OF, {"customer": r.customer_id})
-    children = session.scalars(_CHILDREN_OF, {"case": r.id})
+    identities = conn.execute(_IDENTITIES_OF, {"customer": r.customer_id})
+    children = conn.scalars(_CHILDREN_OF, {"case": r.id})
     return from_row(
         CaseDetail,
         r,
@@ -293,21 +294,21 @@ def get_case(session: Session, number: str, *, timeline: bool = True) -> CaseDet
         tags=list(r.tags or []),
         cc=list(r.cc or []),
         identities=tuple(Identity(i.kind, i.value) for i in identities),
-        timeline=case_timeline(session, r.id) if timeline else (),
+        timeline=case_timeline(conn, r.id) if timeline else (),
     )
 
 
-def case_timeline(session: Session, case_id: int) -> tuple[TimelineEntry, ...]:
+def case_timeline(conn: Connection, case_id: int) -> tuple[TimelineEntry, ...]:
     """Messages and events of a case in time order; at the same instant a message comes
     before the events it caused (a new case's message and its created/routed events share
     the batch's timestamp)."""
-    messages = (session.execute(_MESSAGES_OF, {"case": case_id})).all()
+    messages = (conn.execute(_MESSAGES_OF, {"case": case_id})).all()
     files: dict[int, list[AttachmentInfo]] = {}
     if messages:
-        rows = session.execute(_ATTACHMENTS_OF, {"ids": [m.id for m in messages]})
+        rows = conn.execute(_ATTACHMENTS_OF, {"ids": [m.id for m in messages]})
         for a in rows:
             files.setdefault(a.message_id, []).append(from_row(AttachmentInfo, a))
-    events = session.execute(_EVENTS_OF, {"case": case_id})
+    events = conn.execute(_EVENTS_OF, {"case": case_id})
     timeline: list[TimelineEntry] = [
         from_row(TimelineMessage, m, attachments=tuple(files.get(m.id, ()))) for m in messages
     ]
@@ -316,8 +317,8 @@ def case_timeline(session: Session, case_id: int) -> tuple[TimelineEntry, ...]:
     return tuple(timeline)
 
 
-def get_event(session: Session, event_id: int) -> TimelineEvent | None:
-    row = (session.execute(_EVENT, {"id": event_id})).first()
+def get_event(conn: Connection, event_id: int) -> TimelineEvent | None:
+    row = (conn.execute(_EVENT, {"id": event_id})).first()
     return from_row(TimelineEvent, row, detail=dict(row.detail or {})) if row else None
 
 
@@ -337,7 +338,7 @@ class InboundRow:
 
 
 def list_inbound(
-    session: Session,
+    conn: Connection,
     status: str | None = None,
     channel: str | None = None,
     limit: int = DEFAULT_LIMIT,
@@ -351,13 +352,11 @@ def list_inbound(
         stmt = stmt.where(Inbound.status == status)
     if channel:
         stmt = stmt.where(Inbound.channel == channel.strip().lower())
-    rows, next_cursor = keyset_page(session, stmt, Inbound.id, limit, cursor)
+    rows, next_cursor = keyset_page(conn, stmt, Inbound.id, limit, cursor)
     return Page([from_row(InboundRow, r) for r in rows], next_cursor)
 
 
-def failed_inbound_ids(session: Session) -> list[int]:
+def failed_inbound_ids(conn: Connection) -> list[int]:
     """Every failed inbound row, oldest first (replayed in arrival order)."""
-    rows = session.scalars(
-        select(Inbound.id).where(Inbound.status == "failed").order_by(Inbound.id)
-    )
+    rows = conn.scalars(select(Inbound.id).where(Inbound.status == "failed").order_by(Inbound.id))
     return list(rows)
