@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection, Row
 
 from routing.catalog import CatalogSnapshot
@@ -54,12 +54,16 @@ MAX_CC = 50
 MAX_PARENT_DEPTH = 100
 
 
+# Built once (statement construction and its cache key cost more than the lookup).
+CASE_BY_NUMBER = select(Case.__table__).where(
+    Case.number.in_(bindparam("numbers", expanding=True))
+)
+
+
 def find_case(conn: Connection, number: str, param: str = "number") -> Row[Any]:
     """The case row by number (any case), or a not-found refusal naming ``param``."""
     wanted = number.strip()
-    row = conn.execute(
-        select(Case.__table__).where(Case.number.in_({wanted, wanted.upper()}))
-    ).first()
+    row = conn.execute(CASE_BY_NUMBER, {"numbers": [wanted, wanted.upper()]}).first()
     if row is None:
         raise OperationRefused("not_found", f"no case {wanted}", param)
     return row

@@ -15,6 +15,8 @@ from sqlalchemy.engine import Connection
 
 from storage.models import CaseEvent
 
+INSERT_EVENT = insert(CaseEvent).returning(CaseEvent.id)
+
 
 def event_row(
     case_id: int, kind: str, detail: dict[str, Any], actor: str, now: datetime
@@ -26,10 +28,6 @@ def record_event(
     conn: Connection, case_id: int, kind: str, detail: dict[str, Any], actor: str, now: datetime
 ) -> int:
     """Insert one event; its id."""
-    event_id = conn.scalar(
-        insert(CaseEvent)
-        .values(event_row(case_id, kind, detail, actor, now))
-        .returning(CaseEvent.id)
-    )
+    event_id = conn.scalar(INSERT_EVENT, event_row(case_id, kind, detail, actor, now))
     assert event_id is not None
     return int(event_id)

@@ -172,36 +172,6 @@ async def test_a_reply_to_a_batch_mate_that_continues_a_known_case(services: Ser
     assert [r.outcome for r in results] == ["continued", "continued"]
 
 
-async def test_a_batch_mate_of_an_opener_whose_routing_fails_opens_the_case(
-    services: Services, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The joiner must not be left pointing at a case that was never opened."""
-    if services.writes.process is not None:
-        pytest.skip("reaches into the in-thread routing engine")
-    from tests.conftest import intake_batch
-
-    engine = intake_batch(services).engine
-    real = engine.decide
-    calls: list[str] = []
-
-    def first_fails(msg: Any, catalog: Any) -> Any:
-        calls.append(msg.channel)
-        if len(calls) == 2:  # the blocker is the first decision
-            raise RuntimeError("routing broke")
-        return real(msg, catalog)
-
-    monkeypatch.setattr(engine, "decide", first_fails)
-    async with held(services) as release:
-        pending = [
-            asyncio.ensure_future(services.writer.accept(message("ana@example.com", s)))
-            for s in ("Clave", "RE: Clave")
-        ]
-        await release(2)
-        opener, joiner = await asyncio.gather(*pending)
-    assert opener.outcome == "failed"
-    assert joiner.outcome == "created" and joiner.case_number
-
-
 async def test_postgresql_batches_sharing_a_thread_key_wait_for_each_other(
     services: Services,
 ) -> None:
