@@ -70,14 +70,7 @@ def timeline_entry(entry: TimelineEntry) -> dict[str, Any]:
                 for a in entry.attachments
             ],
         }
-    return {
-        "type": "event",
-        "id": entry.id,
-        "kind": entry.kind,
-        "detail": entry.detail,
-        "actor": entry.actor,
-        "created_at": iso(entry.created_at),
-    }
+    return {"type": "event", **event_item(entry)}
 
 
 def case_detail(case: CaseDetail, *, timeline: bool = True) -> dict[str, Any]:
