@@ -35,6 +35,8 @@ def acknowledgement_for(w: Work, catalog: CatalogSnapshot) -> OutboundRequest | 
         "category": category.public_name if category else "",
     }
     if msg.sender.email:
+        # Threaded under the customer's own mail, so their client shows our answer there.
+        thread = (msg.external_id, *msg.in_reply_to) if msg.channel.value == "email" else ()
         return OutboundRequest(
             "email",
             "ack_email",
@@ -43,6 +45,7 @@ def acknowledgement_for(w: Work, catalog: CatalogSnapshot) -> OutboundRequest | 
             context,
             w.case_id,
             w.customer_id,
+            in_reply_to=thread,
         )
     if msg.sender.phone:
         return OutboundRequest(

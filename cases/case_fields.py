@@ -55,9 +55,7 @@ MAX_PARENT_DEPTH = 100
 
 
 # Built once (statement construction and its cache key cost more than the lookup).
-CASE_BY_NUMBER = select(Case.__table__).where(
-    Case.number.in_(bindparam("numbers", expanding=True))
-)
+CASE_BY_NUMBER = select(Case.__table__).where(Case.number.in_(bindparam("numbers", expanding=True)))
 
 
 def find_case(conn: Connection, number: str, param: str = "number") -> Row[Any]:

@@ -200,9 +200,25 @@ def writer_spec(settings: Settings) -> WriterSpec:
         reply_to_closed=settings.cases.reply_to_closed,
         reopen_status=settings.cases.reopen_status,
         merged_status=settings.cases.merged_status,
+        own_mailboxes=tuple(m.address for m in settings.mailboxes),
+        providers=tuple(default_providers(settings).items()),
         acks_per_sender_per_day=settings.loop_protection.acks_per_sender_per_day,
         attachments_dir=settings.intake.attachments_dir,
     )
+
+
+def default_providers(settings: Settings) -> dict[str, str]:
+    """The sender each channel goes through when a row does not name one."""
+    sms = settings.sms
+    found = {"email": "email", "telegram": "telegram"}
+    for name, enabled in (("twilio", sms.twilio.enabled), ("vonage", sms.vonage.enabled)):
+        if enabled:
+            found.setdefault("sms", name)
+    found.setdefault("sms", "twilio")
+    push = [name for name, p in settings.notifiers.push.items() if p.enabled]
+    if push:
+        found["push"] = push[0]
+    return found
 
 
 def mailbox_directory(settings: Settings) -> MailboxDirectory:

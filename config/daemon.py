@@ -20,6 +20,7 @@ from aiohttp import web
 
 from config.app import Services, build_http_app, open_services
 from config.email_parts import build_email_parts
+from config.outbound_parts import build_dispatcher, watch_outbox
 from config.settings import Settings
 from config.systemd import SystemdNotifier
 
@@ -89,6 +90,9 @@ class Daemon:
         except Exception as exc:
             log.error("cannot start: the writer process failed to open the database: %s", exc)
             return 1
+        dispatcher = (
+            build_dispatcher(self.settings, services) if self.settings.dispatch.enabled else None
+        )
         exit_code = 0
         try:
             async with asyncio.TaskGroup() as group:
@@ -106,6 +110,13 @@ class Daemon:
                     group.create_task(self._part(f"IMAP account {name}", poller.run()))
                     for name, poller in email.pollers.items()
                 ]
+                dispatching: list[asyncio.Task[None]] = []
+                if dispatcher is not None:
+                    await dispatcher.start_notifiers()
+                    dispatching = [
+                        group.create_task(self._part("dispatcher", dispatcher.run())),
+                        group.create_task(watch_outbox(services, dispatcher)),
+                    ]
                 gc.freeze()  # long-lived objects out of full collections: see writer_process
                 self.notifier.ready("accepting messages")
                 watchdog = group.create_task(self._watchdog())
@@ -121,6 +132,13 @@ class Daemon:
                 await runner.cleanup()
                 if email.smtp is not None:
                     await email.smtp.stop()
+                if dispatcher is not None:
+                    # Sends in flight finish and are recorded; rows claimed but not yet
+                    # sent go back to pending, through the write path still running.
+                    await dispatcher.stop()
+                    await dispatching[0]
+                    dispatching[1].cancel()
+                    await dispatcher.stop_notifiers()
                 await services.writes.close()
                 await writer
                 watchdog.cancel()

@@ -143,6 +143,8 @@ class EmailNotifierSettings(Section):
     password: str = ""
     password_file: Path | None = None
     sender: str = "Soporte <soporte@example.com>"
+    connections: int = Field(4, ge=1, le=64)  # kept open and reused
+    timeout_seconds: float = Field(30.0, gt=0)
 
 
 class PushProviderSettings(Section):
@@ -156,6 +158,16 @@ class PushProviderSettings(Section):
 class NotifierSettings(Section):
     email: EmailNotifierSettings = EmailNotifierSettings()
     push: dict[str, PushProviderSettings] = {}
+
+
+class DispatchSettings(Section):
+    enabled: bool = True
+    max_attempts: int = Field(8, ge=1, le=100)
+    concurrency: int = Field(32, ge=1, le=1000)  # messages in flight at once, all channels
+    retry_base_seconds: float = Field(30.0, gt=0)
+    retry_max_seconds: float = Field(3600.0, gt=0)
+    lease_seconds: float = Field(300.0, gt=0)  # a claim not recorded by then is retried
+    poll_seconds: float = Field(5.0, gt=0)  # looks for due rows at least this often
 
 
 class IntakeSettings(Section):
@@ -313,6 +325,7 @@ class Settings(Section):
     telegram: TelegramSettings = TelegramSettings()
     sms: SmsSettings = SmsSettings()
     notifiers: NotifierSettings = NotifierSettings()
+    dispatch: DispatchSettings = DispatchSettings()
     intake: IntakeSettings = IntakeSettings()
     cases: CaseSettings = CaseSettings()
     loop_protection: LoopProtectionSettings = LoopProtectionSettings()

@@ -38,7 +38,17 @@ from cases.operations import (
 )
 from cases.threads import ThreadingPolicy
 from intake.attachments import AttachmentStore, BackgroundSync
+from notifiers.delivery_ops import (
+    AttemptRecorder,
+    ClaimDue,
+    Claimer,
+    ClaimReleaser,
+    RecordAttempt,
+    ReleaseClaims,
+)
+from notifiers.fallback import NextChannel
 from notifiers.outbox import Outbox
+from notifiers.suppression import Suppression
 from notifiers.templates import TemplateRenderer
 from routing.engine import RuleEngine
 from storage.auth import CreateToken, RevokeToken, TokenWriter
@@ -58,13 +68,16 @@ class WriterSpec:
     merged_status: str | None
     acks_per_sender_per_day: int
     attachments_dir: Path  # the store whose files the writer process flushes before a commit
+    own_mailboxes: tuple[str, ...] = ()  # never sent to (loop protection)
+    providers: tuple[tuple[str, str], ...] = ()  # channel → its default sender
 
     def executors(self, renderer: TemplateRenderer | None = None) -> dict[type, Executor]:
         renderer = renderer or TemplateRenderer(default_language=self.default_language)
         catalogs = CatalogInTransaction()
         numbers = CaseNumbers(self.number_prefix, self.number_width)
+        outbox = Outbox(renderer, self.message_id_domain, dict(self.providers))
         intake = IntakeBatch(
-            Outbox(renderer, self.message_id_domain),
+            outbox,
             RuleEngine(),
             catalogs,
             numbers,
@@ -91,6 +104,9 @@ class WriterSpec:
             CreateToken: tokens,
             RevokeToken: tokens,
             SaveCheckpoint: CheckpointWriter(),
+            ClaimDue: Claimer(Suppression(self.own_mailboxes)),
+            RecordAttempt: AttemptRecorder(NextChannel(outbox)),
+            ReleaseClaims: ClaimReleaser(),
         }
 
     def runner(self, renderer: TemplateRenderer | None = None) -> TransactionRunner:

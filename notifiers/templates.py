@@ -1,7 +1,8 @@
 """Rendering of outbound messages from the Jinja2 templates in ``notifiers/templates/<lang>/``.
 
-A template named ``ack_email`` is the pair ``ack_email.subject.j2`` (one line) and
-``ack_email.txt.j2`` (the body). Unknown languages fall back to the default language.
+A template named ``ack_email`` is ``ack_email.subject.j2`` (one line), ``ack_email.txt.j2``
+(the text body) and, optionally, ``ack_email.html.j2`` (an HTML alternative, autoescaped:
+customer text never becomes markup). Unknown languages fall back to the default language.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ LANGUAGES = ("es", "en")
 class Rendered:
     subject: str
     body: str
+    html: str | None = None
 
 
 class TemplateRenderer:
@@ -36,10 +38,17 @@ class TemplateRenderer:
             # No stat() of the template file on every render: SIGHUP reloads explicitly.
             auto_reload=False,
         )
+        self._html = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(directory)),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            auto_reload=False,
+        )
 
     def reload(self) -> None:
-        if self._env.cache is not None:
-            self._env.cache.clear()
+        for env in (self._env, self._html):
+            if env.cache is not None:
+                env.cache.clear()
 
     def render(self, name: str, language: str, context: dict[str, Any]) -> Rendered:
         lang = language if language in LANGUAGES else self.default_language
@@ -49,4 +58,8 @@ class TemplateRenderer:
         except jinja2.TemplateNotFound:
             subject = ""
         body = self._env.get_template(f"{lang}/{name}.txt.j2").render(context)
-        return Rendered(subject=subject, body=body.strip() + "\n")
+        try:
+            html: str | None = self._html.get_template(f"{lang}/{name}.html.j2").render(context)
+        except jinja2.TemplateNotFound:
+            html = None
+        return Rendered(subject=subject, body=body.strip() + "\n", html=html)

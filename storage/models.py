@@ -161,6 +161,35 @@ class Technician(Base):
     available: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
+class TechnicianChannel(Base):
+    """Where a technician is told of their cases, in order of preference: the first that
+    does not fail for good wins (``address`` is their email, phone, Telegram chat id or a
+    push subscription/token, as the channel needs)."""
+
+    __tablename__ = "technician_channels"
+    __table_args__ = (
+        UniqueConstraint("technician_id", "position", name="uq_technician_channels_position"),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    technician_id: Mapped[int] = mapped_column(ForeignKey("technicians.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    channel: Mapped[str] = mapped_column(String(20))  # email | sms | push | telegram
+    provider: Mapped[str] = mapped_column(String(60), default="")  # push: which provider
+    address: Mapped[str] = mapped_column(Text)
+
+
+class OptOut(Base):
+    """An address that asked not to be messaged on a channel (SMS STOP/BAJA)."""
+
+    __tablename__ = "opt_outs"
+    __table_args__ = (UniqueConstraint("channel", "address", name="uq_opt_outs_channel_address"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    address: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    source: Mapped[str] = mapped_column(String(200), default="")
+
+
 class TechnicianArea(Base):
     """The areas a technician works in (many to many)."""
 
@@ -285,6 +314,9 @@ class Case(Base):
     closed_at: Mapped[datetime | None] = mapped_column()
     # Bumped by every change of the case's fields: the API's ETag (If-Match → 412).
     version: Mapped[int] = mapped_column(Integer, default=1)
+    first_response_at: Mapped[datetime | None] = mapped_column()  # the first agent reply
+    # Who hears of status changes besides the customer: email addresses.
+    watchers: Mapped[list[Any]] = mapped_column(default=list)
 
 
 class Inbound(Base):
@@ -409,6 +441,24 @@ class Notification(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     # Email only: the Message-ID we send it with, so replies and bounces find their case.
     message_id: Mapped[str | None] = mapped_column(String(300), index=True)
+    # Who it goes to: customer | technician | watcher; a technician's row names them.
+    audience: Mapped[str] = mapped_column(String(12), default="customer")
+    technician_id: Mapped[int | None] = mapped_column(ForeignKey("technicians.id"))
+    # The configured sender it goes through (email, twilio, vonage, generic, a push
+    # provider's name, telegram); chosen when it is enqueued.
+    provider: Mapped[str] = mapped_column(String(60), default="")
+    html: Mapped[str | None] = mapped_column(Text)
+    # Email: In-Reply-To, References, Auto-Submitted …; push/Telegram: the payload's extras.
+    headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    context: Mapped[dict[str, Any]] = mapped_column(default=dict)  # what it was rendered from
+    # Why a row is not sent (suppressed, failed, dead) in words an operator reads.
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    segments: Mapped[int | None] = mapped_column(Integer)  # SMS: parts the text takes
+    # A technician's other channels, tried in order when this one fails for good.
+    fallback: Mapped[list[Any]] = mapped_column(default=list)
+    # The claim: which dispatcher holds the row in ``sending`` and until when.
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[datetime | None] = mapped_column()
 
 
 class DeliveryAttempt(Base):
@@ -422,6 +472,12 @@ class DeliveryAttempt(Base):
     outcome: Mapped[str] = mapped_column(String(12))  # sent | transient | permanent
     provider_response: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
+    provider: Mapped[str] = mapped_column(String(60), default="")
+    provider_code: Mapped[str | None] = mapped_column(String(40))
+    provider_message_id: Mapped[str | None] = mapped_column(String(200))
+    # Sent again after a claim whose outcome was never recorded (a crash mid-send): the
+    # recipient may have it twice.
+    possible_duplicate: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class SavedFilter(Base):

@@ -67,6 +67,8 @@ class WritePath:
         self.before_write = before_write
         self.process: WriterProcess[list[Any]] | None = None
         self.on_batch: Callable[[int], None] | None = None  # test hook: batch sizes
+        # Told of every committed batch (cheap, synchronous: e.g. wake the dispatcher).
+        self.listeners: list[Callable[[Sequence[Any]], None]] = []
         self.running = False
         self._queue: asyncio.Queue[_Pending | object] = asyncio.Queue(maxsize=queue_max)
         self._closing = False
@@ -176,6 +178,11 @@ class WritePath:
                 if not pending.future.done():
                     pending.future.set_exception(StorageUnavailable(str(exc)))
             return []
+        for listener in self.listeners:
+            try:
+                listener(ops)
+            except Exception:
+                log.exception("a commit listener failed")
         return list(zip(batch, answers, strict=True))
 
     def _fail_queued(self) -> None:

@@ -1,0 +1,255 @@
+"""The dispatcher's writes, as operations on the one write path: claim due rows, record an
+attempt's outcome, release claims on a graceful stop.
+
+A claim moves due rows (``pending`` and due, or ``sending`` whose lease ran out: a
+dispatcher died holding them) to ``sending`` with a lease, in one statement per kind; on
+PostgreSQL the rows are picked ``FOR UPDATE SKIP LOCKED``, so several daemons share one
+outbox and never claim a row twice. A row whose previous claim ended without a recorded
+outcome is handed out marked ``possible_duplicate``. Rows that must not leave (an opted-out
+number, one of our own mailboxes, no provider) are suppressed here, with the reason.
+
+Recording an outcome appends a delivery-attempt row and moves the notification to
+``sent``, back to ``pending`` at its retry time, or to ``failed``/``dead``; a technician's
+notice that fails for good is re-enqueued on their next channel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy.engine import Connection
+
+from notifiers.suppression import Suppression
+from storage.models import DeliveryAttempt, Notification, TechnicianChannel
+from storage.operations import Executor, WriteContext
+
+CLAIMED_FIELDS = (
+    "id", "channel", "provider", "recipient", "subject", "body", "html", "headers",
+    "message_id", "case_id", "attempts", "template", "language", "audience",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedRow:
+    id: int
+    channel: str
+    provider: str
+    recipient: str
+    subject: str
+    body: str
+    html: str | None
+    headers: dict[str, Any]
+    message_id: str | None
+    case_id: int | None
+    attempts: int  # including this claim
+    template: str
+    language: str
+    audience: str
+    possible_duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    rows: list[ClaimedRow]
+    suppressed: list[tuple[str, str]] = field(default_factory=list)  # (channel, provider)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimDue:
+    owner: str
+    limit: int
+    lease_seconds: float
+    providers: tuple[str, ...] = ()  # the providers this dispatcher can send through
+
+
+@dataclass(frozen=True, slots=True)
+class RecordAttempt:
+    notification_id: int
+    owner: str
+    started_at: datetime
+    duration_ms: int
+    outcome: str  # sent | transient | permanent
+    status: str  # sent | pending | failed | dead
+    provider: str
+    retry_at: datetime | None = None
+    reason: str | None = None
+    code: str | None = None
+    response: str | None = None
+    provider_message_id: str | None = None
+    possible_duplicate: bool = False
+    gone: bool = False  # the address no longer exists: forget it
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseClaims:
+    owner: str
+    ids: tuple[int, ...] = field(default=())
+
+
+def _due(now: datetime) -> Any:
+    return or_(
+        and_(Notification.status == "pending", Notification.next_attempt_at <= now),
+        and_(Notification.status == "sending", Notification.lease_until < now),
+    )
+
+
+class Claimer(Executor):
+    """Executes ``ClaimDue``."""
+
+    def __init__(self, suppression: Suppression) -> None:
+        self.suppression = suppression
+
+    def run_one(self, conn: Connection, op: ClaimDue, ctx: WriteContext) -> Claimed:
+        now = ctx.now
+        pick = (
+            select(Notification.id, Notification.status)
+            .where(_due(now))
+            .order_by(Notification.next_attempt_at, Notification.id)
+            .limit(op.limit)
+        )
+        if op.providers:
+            pick = pick.where(Notification.provider.in_(op.providers))
+        if conn.dialect.name == "postgresql":
+            pick = pick.with_for_update(skip_locked=True)
+        picked = conn.execute(pick).all()
+        if not picked:
+            return Claimed([])
+        lost = {r.id for r in picked if r.status == "sending"}  # a claim died mid-send
+        ids = [r.id for r in picked]
+        rows = conn.execute(
+            update(Notification)
+            .where(Notification.id.in_(ids))
+            .values(
+                status="sending",
+                claimed_by=op.owner,
+                lease_until=now + timedelta(seconds=op.lease_seconds),
+                attempts=Notification.attempts + 1,
+            )
+            .returning(*(getattr(Notification, f) for f in CLAIMED_FIELDS))
+        ).all()
+        claimed = [ClaimedRow(**r._mapping, possible_duplicate=r.id in lost) for r in rows]
+        held = self.suppression.check(conn, claimed)
+        if held:
+            for row_id, reason in held.items():
+                conn.execute(
+                    update(Notification)
+                    .where(Notification.id == row_id)
+                    .values(
+                        status="suppressed",
+                        status_reason=reason,
+                        claimed_by=None,
+                        lease_until=None,
+                        attempts=Notification.attempts - 1,
+                    )
+                )
+        return Claimed(
+            sorted((c for c in claimed if c.id not in held), key=lambda c: c.id),
+            [(c.channel, c.provider) for c in claimed if c.id in held],
+        )
+
+
+class AttemptRecorder(Executor):
+    """Executes ``RecordAttempt`` (and re-enqueues a technician's notice on their next
+    channel when this one failed for good)."""
+
+    def __init__(self, fallback: Any = None) -> None:
+        self.fallback = fallback  # notifiers.fallback.NextChannel, set by the wiring
+
+    def run_one(self, conn: Connection, op: RecordAttempt, ctx: WriteContext) -> str:
+        conn.execute(
+            insert(DeliveryAttempt).values(
+                notification_id=op.notification_id,
+                started_at=op.started_at,
+                duration_ms=op.duration_ms,
+                outcome=op.outcome,
+                provider=op.provider,
+                provider_code=op.code,
+                provider_response=(op.response or "")[:4000] or None,
+                provider_message_id=op.provider_message_id,
+                error=op.reason if op.outcome != "sent" else None,
+                possible_duplicate=op.possible_duplicate,
+            )
+        )
+        values: dict[str, Any] = {
+            "status": op.status,
+            "claimed_by": None,
+            "lease_until": None,
+            "status_reason": None if op.status in ("sent", "pending") else op.reason,
+        }
+        if op.status == "sent":
+            values.update(sent_at=ctx.now, provider_id=op.provider_message_id)
+        else:
+            values["last_error"] = op.reason
+        if op.status == "pending":
+            values["next_attempt_at"] = op.retry_at or ctx.now
+        mine = or_(Notification.claimed_by == op.owner, Notification.claimed_by.is_(None))
+        # A row another dispatcher has claimed since our lease ran out is theirs now, but
+        # a message that went out is sent whoever holds the row.
+        still_ours = mine if op.status != "sent" else Notification.status != "sent"
+        done = conn.execute(
+            update(Notification)
+            .where(Notification.id == op.notification_id, still_ours)
+            .values(**values)
+        )
+        if op.gone:
+            self._forget(conn, op.notification_id)
+        if done.rowcount and op.status in ("failed", "dead") and self.fallback is not None:
+            self.fallback.enqueue_next(conn, op.notification_id, ctx.now)
+        return op.status
+
+    @staticmethod
+    def _forget(conn: Connection, notification_id: int) -> None:
+        row = conn.execute(
+            select(Notification.technician_id, Notification.channel, Notification.recipient).where(
+                Notification.id == notification_id
+            )
+        ).first()
+        if row is not None and row.technician_id is not None:
+            conn.execute(
+                delete(TechnicianChannel).where(
+                    TechnicianChannel.technician_id == row.technician_id,
+                    TechnicianChannel.channel == row.channel,
+                    TechnicianChannel.address == row.recipient,
+                )
+            )
+
+
+class ClaimReleaser(Executor):
+    """Executes ``ReleaseClaims``: claimed but unsent rows go back to ``pending`` now."""
+
+    def run_one(self, conn: Connection, op: ReleaseClaims, ctx: WriteContext) -> int:
+        where = [Notification.status == "sending", Notification.claimed_by == op.owner]
+        if op.ids:
+            where.append(Notification.id.in_(op.ids))
+        done = conn.execute(
+            update(Notification)
+            .where(*where)
+            .values(
+                status="pending",
+                claimed_by=None,
+                lease_until=None,
+                next_attempt_at=ctx.now,
+                attempts=func.max(Notification.attempts - 1, 0)
+                if conn.dialect.name == "sqlite"
+                else func.greatest(Notification.attempts - 1, 0),
+            )
+        )
+        return int(done.rowcount)
+
+
+def outbox_depth(conn: Connection, now: datetime) -> Sequence[Any]:
+    """Due rows per channel and provider, and the age of the oldest (for metrics)."""
+    return conn.execute(
+        select(
+            Notification.channel,
+            Notification.provider,
+            func.count(),
+            func.min(Notification.next_attempt_at),
+        )
+        .where(_due(now))
+        .group_by(Notification.channel, Notification.provider)
+    ).all()

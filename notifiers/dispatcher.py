@@ -1,0 +1,179 @@
+"""``OutboxDispatcher``: claims due notifications, sends each through its provider, records
+every attempt (DESIGN §2 step 4).
+
+Claims and outcomes are operations on the one write path, so on SQLite the single writer
+does them and on PostgreSQL several daemons share the outbox (``FOR UPDATE SKIP LOCKED``).
+Sends run with bounded concurrency per provider; the dispatcher is poked when new rows
+are committed and polls otherwise. The outcome is recorded shielded from cancellation:
+a stop never leaves a sent message recorded as unsent. After a crash a claimed row comes
+back when its lease runs out and is sent again with the same Message-ID and idempotency
+key, its attempt marked as a possible duplicate; a row recorded as sent never is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from notifiers.base import Delivered, Notifier, Outgoing, PermanentError, TransientError
+from notifiers.delivery_ops import (
+    ClaimDue,
+    Claimed,
+    ClaimedRow,
+    RecordAttempt,
+    ReleaseClaims,
+)
+from notifiers.metrics import DispatchMetrics
+from notifiers.retry import GiveUp, RetryPolicy
+from plumbing.runner import Runner
+from storage.models import utcnow
+from storage.write_path import WritePath
+
+log = logging.getLogger(__name__)
+
+
+class OutboxDispatcher(Runner[ClaimedRow]):
+    def __init__(
+        self,
+        writes: WritePath,
+        notifiers: Mapping[str, Notifier],
+        policy: RetryPolicy,
+        metrics: DispatchMetrics,
+        *,
+        owner: str,
+        slots: int = 32,
+        lease_seconds: float = 300.0,
+        poll_seconds: float = 5.0,
+        grace_seconds: float = 10.0,
+    ) -> None:
+        super().__init__("dispatcher", slots=slots, poll_seconds=poll_seconds,
+                         grace_seconds=grace_seconds)  # fmt: skip
+        self.writes = writes
+        self.notifiers = dict(notifiers)
+        self.policy = policy
+        self.metrics = metrics
+        self.owner = owner
+        self.lease_seconds = lease_seconds
+        self._limits = {
+            name: asyncio.Semaphore(max(1, n.concurrency)) for name, n in self.notifiers.items()
+        }
+
+    async def start_notifiers(self) -> None:
+        for notifier in self.notifiers.values():
+            await notifier.start()
+
+    async def stop_notifiers(self) -> None:
+        for notifier in self.notifiers.values():
+            try:
+                await notifier.stop()
+            except Exception as exc:
+                log.warning("notifier %s did not stop cleanly: %s", notifier.name, exc)
+
+    # --- the runner ------------------------------------------------------------------
+
+    async def claim(self, capacity: int) -> Sequence[ClaimedRow]:
+        claimed: Claimed = await self.writes.submit(
+            ClaimDue(self.owner, capacity, self.lease_seconds)
+        )
+        for channel, provider in claimed.suppressed:
+            self.metrics.outcome(channel, provider, "suppressed", None)
+        return claimed.rows
+
+    async def release(self, items: Sequence[ClaimedRow]) -> None:
+        await self.writes.submit(ReleaseClaims(self.owner, tuple(r.id for r in items)))
+
+    async def process(self, row: ClaimedRow) -> None:
+        notifier = self.notifiers.get(row.provider)
+        started = utcnow()
+        clock = time.perf_counter()
+        if notifier is None:
+            record = self._failed(row, started, 0, PermanentError(
+                f"no provider {row.provider!r} is configured for {row.channel}"
+            ))  # fmt: skip
+        else:
+            async with self._limits[row.provider]:
+                try:
+                    delivered = await notifier.send(self.outgoing(row))
+                except PermanentError as exc:
+                    record = self._failed(row, started, _ms(clock), exc)
+                except TransientError as exc:
+                    record = self._retry(row, started, _ms(clock), exc)
+                except asyncio.CancelledError:
+                    raise  # unrecorded: the lease brings it back (a possible duplicate)
+                except Exception as exc:  # a notifier bug must not lose the message
+                    log.exception("notifier %s failed unexpectedly", row.provider)
+                    record = self._retry(row, started, _ms(clock), TransientError(
+                        f"{type(exc).__name__}: {exc}"
+                    ))  # fmt: skip
+                else:
+                    record = self._sent(row, started, _ms(clock), delivered)
+        self.metrics.outcome(row.channel, row.provider, record.status, record.duration_ms)
+        # Shielded: the outcome is written even if the dispatcher is being stopped.
+        await asyncio.shield(self._record(record))
+
+    async def _record(self, record: RecordAttempt) -> None:
+        try:
+            await self.writes.submit(record)
+        except Exception as exc:
+            # Not recorded: the row stays claimed and comes back when its lease runs out.
+            log.error("cannot record the outcome of notification %d: %s",
+                      record.notification_id, exc)  # fmt: skip
+
+    # --- outcomes --------------------------------------------------------------------
+
+    def outgoing(self, row: ClaimedRow) -> Outgoing:
+        headers = dict(row.headers)
+        if row.message_id:
+            headers.setdefault("Message-ID", f"<{row.message_id}>")
+        return Outgoing(
+            notification_id=row.id,
+            channel=row.channel,
+            provider=row.provider,
+            recipient=row.recipient,
+            subject=row.subject,
+            text=row.body,
+            html=row.html,
+            headers=headers,
+            idempotency_key=f"ventanilla-{row.id}",
+            possible_duplicate=row.possible_duplicate,
+        )
+
+    def _sent(
+        self, row: ClaimedRow, started: datetime, ms: int, delivered: Delivered
+    ) -> RecordAttempt:
+        return RecordAttempt(
+            row.id, self.owner, started, ms, "sent", "sent", row.provider,
+            code=delivered.code, response=delivered.response,
+            provider_message_id=delivered.provider_message_id,
+            possible_duplicate=row.possible_duplicate,
+        )  # fmt: skip
+
+    def _retry(
+        self, row: ClaimedRow, started: datetime, ms: int, exc: TransientError
+    ) -> RecordAttempt:
+        decision = self.policy.after_transient(row.attempts, utcnow(), str(exc), exc.retry_after)
+        if isinstance(decision, GiveUp):
+            status, retry_at, reason = decision.status, None, decision.reason
+        else:
+            status, retry_at, reason = "pending", decision.at, decision.reason
+        return RecordAttempt(
+            row.id, self.owner, started, ms, "transient", status, row.provider,
+            retry_at=retry_at, reason=reason, code=exc.code, response=exc.response,
+            possible_duplicate=row.possible_duplicate,
+        )  # fmt: skip
+
+    def _failed(
+        self, row: ClaimedRow, started: datetime, ms: int, exc: PermanentError
+    ) -> RecordAttempt:
+        return RecordAttempt(
+            row.id, self.owner, started, ms, "permanent", "failed", row.provider,
+            reason=str(exc), code=exc.code, response=exc.response,
+            possible_duplicate=row.possible_duplicate, gone=exc.gone,
+        )  # fmt: skip
+
+
+def _ms(since: float) -> int:
+    return int((time.perf_counter() - since) * 1000)
