@@ -24,6 +24,10 @@ def mark_bounced(conn: Connection, message_ids: Sequence[str], error: str | None
         conn.execute(
             update(Notification)
             .where(Notification.id.in_(ids))
-            .values(status="failed", last_error=f"bounced: {error or 'delivery failed'}")
+            .values(
+                status="failed",
+                last_error=f"bounced: {error or 'delivery failed'}",
+                status_reason=f"bounced: {error or 'delivery failed'}",
+            )
         )
     return ids

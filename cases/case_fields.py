@@ -34,6 +34,7 @@ EDITABLE = (
     "assignee",
     "tags",
     "cc",
+    "watchers",
     "is_public",
     "solution",
     "reopen_at",
@@ -48,6 +49,7 @@ CATALOG_FIELDS = {
     "assignee": ("technicians", "assignee_id"),
 }
 NULLABLE = frozenset({"category", "subreason", "area", "assignee", "reopen_at", "parent"})
+ADDRESS_LISTS = frozenset({"cc", "watchers"})
 MAX_TAGS = 50
 MAX_TAG_LENGTH = 60
 MAX_CC = 50
@@ -153,8 +155,8 @@ def _plain_field(
     elif name == "tags":
         after = _tags(value)
         before = list(before or [])
-    elif name == "cc":
-        after = _cc(value)
+    elif name in ADDRESS_LISTS:
+        after = _addresses(name, value)
         before = list(before or [])
     elif name == "reopen_at":
         if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
@@ -219,20 +221,20 @@ def _tags(value: Any) -> list[str]:
     return tags
 
 
-def _cc(value: Any) -> list[str]:
+def _addresses(name: str, value: Any) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
-        raise OperationRefused("invalid", "cc must be a list of email addresses", "cc")
+        raise OperationRefused("invalid", f"{name} must be a list of email addresses", name)
     addresses: list[str] = []
     for raw in value:
         try:
             address = validate_email(raw.strip(), check_deliverability=False).normalized
         except EmailNotValidError as exc:
-            raise OperationRefused("invalid", f"cc {raw!r}: {exc}", "cc") from None
+            raise OperationRefused("invalid", f"{name} {raw!r}: {exc}", name) from None
         address = address.lower()
         if address not in addresses:
             addresses.append(address)
     if len(addresses) > MAX_CC:
-        raise OperationRefused("invalid", f"at most {MAX_CC} cc addresses", "cc")
+        raise OperationRefused("invalid", f"at most {MAX_CC} {name} addresses", name)
     return addresses
 
 

@@ -25,7 +25,7 @@ from cases.catalog_fields import MODELS, SINGULAR, WITH_DEFAULT, column_values
 from cases.catalog_state import CatalogInTransaction
 from cases.operations import CatalogSaved, DeleteCatalogItem, SaveCatalogItem
 from routing.catalog import CatalogSnapshot
-from storage.models import Case, CaseEvent, Category, Counter, TechnicianArea, User
+from storage.models import Case, CaseEvent, Category, Counter, Notification, TechnicianArea, User
 from storage.operations import Executor, OperationRefused, WriteContext
 
 # Where cases refer to each kind: (case column, the field name in case events).
@@ -188,6 +188,14 @@ def delete_item(
         changed = _replace(conn, kind, item, replacement, actor, ctx)
         if is_default:
             conn.execute(update(model).where(model.id == replacement.id).values(is_default=True))
+    if kind == "technicians":
+        # The outbound log keeps what was sent to them (the address is on each row); it
+        # only stops naming a technician who no longer exists.
+        conn.execute(
+            update(Notification)
+            .where(Notification.technician_id == item.id)
+            .values(technician_id=None)
+        )
     conn.execute(delete(model).where(model.id == item.id))
     return CatalogSaved(kind, item.id, deleted=True, cases_changed=changed)
 

@@ -9,6 +9,7 @@ caller is told so before anything changes.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import select, update
@@ -17,7 +18,9 @@ from sqlalchemy.engine import Connection, Row
 from cases.case_fields import find_case, plan_changes
 from cases.catalog_state import CatalogInTransaction
 from cases.events import record_event
+from cases.notices import case_context, status_notices, technician_notice, technician_routes
 from cases.operations import AddNote, CaseChanged, UpdateCase
+from notifiers.outbox import Outbox
 from storage.models import Case
 from storage.operations import Executor, OperationRefused, WriteContext
 
@@ -53,8 +56,9 @@ def write_case(conn: Connection, case: Row[Any], values: dict[str, Any], ctx: Wr
 
 
 class CaseUpdater(Executor):
-    def __init__(self, catalogs: CatalogInTransaction) -> None:
+    def __init__(self, catalogs: CatalogInTransaction, outbox: Outbox | None = None) -> None:
         self.catalogs = catalogs
+        self.outbox = outbox  # tells the new technician, the customer, the watchers
 
     def run_one(self, conn: Connection, op: UpdateCase, ctx: WriteContext) -> CaseChanged:
         case = find_case(conn, op.number)
@@ -64,6 +68,8 @@ class CaseUpdater(Executor):
         if not plan.changes:
             return CaseChanged(case.number, case.version, at=ctx.now)
         version = write_case(conn, case, plan.values, ctx)
+        if self.outbox is not None:
+            self._tell(conn, case, plan.values, plan.changes, ctx)
         event_id = record_event(
             conn,
             case.id,
@@ -73,6 +79,36 @@ class CaseUpdater(Executor):
             ctx.now,
         )
         return CaseChanged(case.number, version, plan.changes, event_id, at=ctx.now)
+
+    def _tell(
+        self,
+        conn: Connection,
+        before: Row[Any],
+        values: dict[str, Any],
+        changes: dict[str, Any],
+        ctx: WriteContext,
+    ) -> None:
+        """Notices of this change (cases.notices): reassignment, status change."""
+        assert self.outbox is not None
+        catalog = self.catalogs.get(conn, ctx)
+        case = SimpleNamespace(**{**before._mapping, **values})
+        requests = []
+        if "assignee" in changes and case.assignee_id is not None:
+            routes = technician_routes(conn, [case.assignee_id])
+            context = case_context(case, catalog)
+            requests += technician_notice(
+                case.assignee_id, routes.get(case.assignee_id), "assigned", context,
+                case.id, case.customer_id,
+            )  # fmt: skip
+        if "status" in changes:
+            requests += status_notices(
+                case,
+                catalog.get("statuses", before.status_id),
+                catalog.get("statuses", case.status_id),
+                catalog,
+                case.watchers or [],
+            )
+        self.outbox.enqueue(conn, requests, ctx.now)
 
 
 class NoteWriter(Executor):

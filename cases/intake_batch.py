@@ -15,6 +15,7 @@ import re
 import secrets
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import update
@@ -33,6 +34,7 @@ from cases.lookups import (
     identities_of,
     mark_duplicates,
 )
+from cases.notices import case_context, technician_notice, technician_routes
 from cases.numbering import CaseNumbers
 from cases.opening import open_case
 from cases.operations import AcceptMessage, RecordFailedInbound
@@ -354,7 +356,30 @@ class IntakeBatch(Executor):
             elif ack is not None:
                 acks.append(ack)
         core_insert(conn, CaseEvent.__table__, events)
-        self.outbox.enqueue(conn, acks, now)
+        self.outbox.enqueue(conn, acks + self._assignment_notices(conn, ok, catalog), now)
+
+    def _assignment_notices(
+        self, conn: Connection, work: list[Work], catalog: CatalogSnapshot
+    ) -> list[OutboundRequest]:
+        """The technician a new case was routed to hears of it (cases.notices)."""
+        opened = [w for w in work if w.outcome == "created" and w.new_case]
+        assigned = [w for w in opened if w.new_case and w.new_case.get("assignee_id")]
+        if not assigned:
+            return []
+        routes = technician_routes(
+            conn, (w.new_case["assignee_id"] for w in assigned if w.new_case)
+        )
+        found: list[OutboundRequest] = []
+        for w in assigned:
+            assert w.new_case is not None
+            case = SimpleNamespace(**w.new_case)  # its number and id are set by now
+            tech_id = w.new_case["assignee_id"]
+            found += technician_notice(
+                tech_id, routes.get(tech_id), "assigned",
+                case_context(case, catalog, customer_name=w.item.msg.sender.name),
+                w.case_id, w.customer_id,
+            )  # fmt: skip
+        return found
 
     def _event(self, w: Work, kind: str, detail: dict[str, Any], now: datetime) -> dict[str, Any]:
         assert w.case_id is not None

@@ -126,3 +126,13 @@ class ImportCatalog:
     document: dict[str, Any]
     actor: str
     prune: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyToCase:
+    """An agent's answer to the customer, sent on the case's channel (or ``channel``)."""
+
+    number: str
+    text: str
+    actor: str
+    channel: str | None = None

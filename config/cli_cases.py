@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 from tabulate import tabulate
 
-from cases.operations import AddNote, CaseChanged, CloneCase, MergeCase, UpdateCase
+from cases.operations import AddNote, CaseChanged, CloneCase, MergeCase, ReplyToCase, UpdateCase
 from config.app import Services
 from config.cli_output import json_out, paging, print_page, short, when
 from console import serialize
@@ -187,6 +187,9 @@ async def _submit(services: Services, op: object, args: argparse.Namespace, out:
         print(f"{changed.created} created (a clone of {args.number})", file=out)
     elif event is not None and event.kind == "note":
         print(f"note added to {changed.number}", file=out)
+    elif event is not None and event.kind == "replied":
+        print(f"reply to {changed.number} queued by {event.detail['channel']} "
+              f"to {event.detail['to']}", file=out)  # fmt: skip
     elif event is not None and event.kind == "merged_from":
         print(f"{args.number} merged into {changed.number}", file=out)
     elif not changed.changes:
@@ -220,6 +223,12 @@ async def cmd_cases_update(services: Services, args: argparse.Namespace, out: Te
 
 async def cmd_cases_note(services: Services, args: argparse.Namespace, out: TextIO) -> int:
     return await _submit(services, AddNote(args.number, args.text, _actor(args)), args, out)
+
+
+async def cmd_cases_reply(services: Services, args: argparse.Namespace, out: TextIO) -> int:
+    return await _submit(
+        services, ReplyToCase(args.number, args.text, _actor(args), args.channel), args, out
+    )
 
 
 async def cmd_cases_merge(services: Services, args: argparse.Namespace, out: TextIO) -> int:
@@ -276,6 +285,11 @@ def add_case_parsers(subparsers: Any) -> None:
     _common(note)
     note.add_argument("text", help="the note")
     note.set_defaults(handler=cmd_cases_note)
+    reply = cases_sub.add_parser("reply", help="answer the customer (sent on the case's channel)")
+    _common(reply)
+    reply.add_argument("text", help="the answer")
+    reply.add_argument("--channel", choices=("email", "sms", "telegram"), help="another channel")
+    reply.set_defaults(handler=cmd_cases_reply)
     merge = cases_sub.add_parser("merge", help="merge a case into another")
     _common(merge)
     merge.add_argument("--into", required=True, help="the case that stays")

@@ -33,9 +33,11 @@ from cases.operations import (
     ImportCatalog,
     MergeCase,
     RecordFailedInbound,
+    ReplyToCase,
     SaveCatalogItem,
     UpdateCase,
 )
+from cases.replies import CaseReplier
 from cases.threads import ThreadingPolicy
 from intake.attachments import AttachmentStore, BackgroundSync
 from notifiers.delivery_ops import (
@@ -94,7 +96,7 @@ class WriterSpec:
         return {
             AcceptMessage: intake,
             RecordFailedInbound: FailedInboundRecorder(),
-            UpdateCase: CaseUpdater(catalogs),
+            UpdateCase: CaseUpdater(catalogs, outbox),
             AddNote: NoteWriter(),
             MergeCase: CaseMerger(catalogs, self.merged_status),
             CloneCase: CaseCloner(catalogs, numbers),
@@ -107,6 +109,7 @@ class WriterSpec:
             ClaimDue: Claimer(Suppression(self.own_mailboxes)),
             RecordAttempt: AttemptRecorder(NextChannel(outbox)),
             ReleaseClaims: ClaimReleaser(),
+            ReplyToCase: CaseReplier(catalogs, outbox),
         }
 
     def runner(self, renderer: TemplateRenderer | None = None) -> TransactionRunner:

@@ -11,7 +11,14 @@ from typing import Any
 
 from aiohttp import web
 
-from cases.operations import AddNote, CaseChanged, CloneCase, MergeCase, UpdateCase
+from cases.operations import (
+    AddNote,
+    CaseChanged,
+    CloneCase,
+    MergeCase,
+    ReplyToCase,
+    UpdateCase,
+)
 from console import schemas, serialize
 from console.endpoints import PAGING, Answer, Endpoint, Param, query
 from console.http_json import error, ok, parse_limit, read_model, single_params
@@ -80,6 +87,12 @@ class CasesApi:
                 errors=(409,),
             ),
             Endpoint(
+                "POST", "/api/v1/cases/{number}/replies", self.reply,
+                "Answer the customer on the case's channel (or the one named)", "cases",
+                {201: change}, WRITE_ROLES, body=schemas.ReplyIn, params=(NUMBER,),
+                errors=(409,),
+            ),
+            Endpoint(
                 "POST", "/api/v1/cases/{number}/merge", self.merge,
                 "Merge this case into another", "cases", {200: change}, WRITE_ROLES,
                 body=schemas.MergeIn, params=(NUMBER,), errors=(409,),
@@ -134,6 +147,15 @@ class CasesApi:
         body = await read_model(request, schemas.NoteIn)
         changed = await self.writes.submit(
             AddNote(request.match_info["number"], body.text, principal.name)
+        )
+        return ok(await self._change(changed), 201)
+
+    async def reply(self, request: web.Request) -> web.Response:
+        principal = principal_of(request).require(*WRITE_ROLES)
+        single_params(request, frozenset())
+        body = await read_model(request, schemas.ReplyIn)
+        changed = await self.writes.submit(
+            ReplyToCase(request.match_info["number"], body.text, principal.name, body.channel)
         )
         return ok(await self._change(changed), 201)
 

@@ -46,6 +46,7 @@ class CaseChanges(Strict):
     assignee: str | None = None
     tags: list[str] | None = None
     cc: list[str] | None = None
+    watchers: list[str] | None = None
     is_public: bool | None = None
     solution: str | None = None
     reopen_at: AwareDatetime | None = None
@@ -54,6 +55,11 @@ class CaseChanges(Strict):
 
 class NoteIn(Strict):
     text: str = Field(min_length=1, max_length=100_000)
+
+
+class ReplyIn(Strict):
+    text: str = Field(min_length=1, max_length=100_000)
+    channel: Literal["email", "sms", "telegram"] | None = None
 
 
 class MergeIn(Strict):
@@ -126,6 +132,7 @@ class CaseState(CaseItem):
     language: str
     tags: list[Any]
     cc: list[Any]
+    watchers: list[Any]
     is_public: bool
     parent: str | None
     children: list[str]

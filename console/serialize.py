@@ -83,6 +83,7 @@ def case_detail(case: CaseDetail, *, timeline: bool = True) -> dict[str, Any]:
             "language": case.language,
             "tags": case.tags,
             "cc": case.cc,
+            "watchers": case.watchers,
             "is_public": case.is_public,
             "version": case.version,
             "parent": case.parent,

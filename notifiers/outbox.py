@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import jinja2
 from sqlalchemy import insert
 from sqlalchemy.engine import Connection
 
-from notifiers.templates import TemplateRenderer
+from notifiers.templates import Rendered, TemplateRenderer
 from storage.bulk import core_insert
 from storage.models import Notification
 
@@ -70,7 +71,13 @@ class Outbox:
         return f"{self._ids.getrandbits(96):024x}@{self.domain}"
 
     def row(self, request: OutboundRequest, now: datetime) -> dict[str, Any]:
-        rendered = self.renderer.render(request.template, request.language, request.context)
+        problem: str | None = None
+        try:
+            rendered = self.renderer.render(request.template, request.language, request.context)
+        except jinja2.TemplateError as exc:
+            # A template mistake must not cost the message that caused the notice: the row
+            # is kept, failed, with the reason (and resent once the template is fixed).
+            rendered, problem = Rendered("", ""), f"template {request.template}: {exc}"
         message_id = self.new_message_id() if request.channel == "email" else None
         return {
             "channel": request.channel,
@@ -89,7 +96,8 @@ class Outbox:
             "technician_id": request.technician_id,
             "provider": request.provider or self.providers.get(request.channel, request.channel),
             "fallback": [dict(f) for f in request.fallback],
-            "status": "pending",
+            "status": "failed" if problem else "pending",
+            "status_reason": problem,
             "attempts": 0,
             "created_at": now,
             "next_attempt_at": now,

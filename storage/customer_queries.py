@@ -240,7 +240,7 @@ def customer_timeline(
             Notification.status,
         )
         .outerjoin(Case, Case.id == Notification.case_id)
-        .where(Notification.customer_id == customer_id)
+        .where(Notification.customer_id == customer_id, Notification.audience == "customer")
     )
     every = union_all(cases, messages, sent).subquery()
     stmt = select(every)

@@ -124,6 +124,7 @@ class CaseDetail:
     language: str
     tags: list[Any]
     cc: list[Any]
+    watchers: list[Any]
     is_public: bool
     parent: str | None
     merged_into: str | None
@@ -293,6 +294,7 @@ def get_case(conn: Connection, number: str, *, timeline: bool = True) -> CaseDet
         children=tuple(children),
         tags=list(r.tags or []),
         cc=list(r.cc or []),
+        watchers=list(r.watchers or []),
         identities=tuple(Identity(i.kind, i.value) for i in identities),
         timeline=case_timeline(conn, r.id) if timeline else (),
     )

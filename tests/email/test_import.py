@@ -141,9 +141,10 @@ async def run_json(services: Services, *argv: str) -> tuple[int, dict[str, Any]]
     return code, json.loads(output)
 
 
-async def count(services: Services, model: type) -> int:
+async def count(services: Services, model: type, *where: Any) -> int:
     async with services.db.session() as session:
-        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+        stmt = select(func.count()).select_from(model).where(*where)
+        return int(await session.scalar(stmt) or 0)
 
 
 def outcomes(summary: dict[str, Any]) -> int:
@@ -167,7 +168,7 @@ async def test_import_counts_every_message_and_acknowledges_none(
     assert len(summary["failures"]) == summary["failed"]  # each failure quoted (≤ 5)
     assert await count(services, Inbound) == 5
     # Imported mail is never acknowledged: no outbound row of any kind.
-    assert await count(services, Notification) == 0
+    assert await count(services, Notification, Notification.audience == "customer") == 0
 
 
 @pytest.mark.parametrize("kind", ["mbox", "maildir"])
@@ -184,7 +185,7 @@ async def test_second_import_is_all_duplicates(
     assert again["read"] == 5 and again["duplicate"] == 5
     assert again["created"] == again["continued"] == again["failed"] == 0
     assert (await count(services, Inbound), await count(services, Case)) == rows
-    assert await count(services, Notification) == 0
+    assert await count(services, Notification, Notification.audience == "customer") == 0
 
 
 async def test_import_threads_and_routes_when_the_parser_works(

@@ -54,6 +54,13 @@ def ingest(services: Services) -> EmailIngest:
     )
 
 
+async def acks(services: Services) -> int:
+    """Notifications to the customer (a new case also tells its technician)."""
+    async with services.db.session() as session:
+        stmt = select(func.count()).select_from(Notification)
+        return int(await session.scalar(stmt.where(Notification.audience == "customer")) or 0)
+
+
 async def rows(services: Services, model: type) -> int:
     async with services.db.session() as session:
         return int(await session.scalar(select(func.count()).select_from(model)) or 0)
@@ -68,7 +75,7 @@ async def test_mailbox_preset_routes_and_acknowledges(
         case = await session.scalar(select(Case).where(Case.number == result.case_number))
     assert case is not None
     assert services.catalog.current.get("areas", case.area_id).name == "Técnica"
-    assert await rows(services, Notification) == 1
+    assert await acks(services) == 1
 
 
 async def test_domain_mailbox_presets_area_and_priority(
@@ -95,7 +102,7 @@ async def test_automatic_mail_is_threaded_but_not_acknowledged(
 ) -> None:
     result = await ingest.ingest(build(Auto_Submitted="auto-replied"), SMTP)
     assert result.outcome == "created"
-    assert await rows(services, Notification) == 0
+    assert await acks(services) == 0
 
 
 async def test_one_case_per_area(services: Services) -> None:
@@ -121,7 +128,7 @@ async def test_one_case_per_area(services: Services) -> None:
     assert parent.number == first.case_number and child.parent_id == parent.id
     areas = {services.catalog.current.get("areas", c.area_id).name for c in cases}
     assert areas == {"Técnica", "Administración"}
-    assert await rows(services, Notification) == 1  # the customer hears back once
+    assert await acks(services) == 1  # the customer hears back once
     await ingest.ingest(raw, SMTP)  # resent: nothing new
     assert await rows(services, Case) == 2
 

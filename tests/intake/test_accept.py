@@ -60,7 +60,11 @@ async def test_new_case_is_routed_and_acknowledged(services: Services) -> None:
         ).all()
         routed = next(e for e in events if e.kind == "routed")
         assert any("Técnica" in r for r in routed.detail["reasons"])
-        ack = await session.scalar(select(Notification).where(Notification.case_id == case.id))
+        ack = await session.scalar(
+            select(Notification).where(
+                Notification.case_id == case.id, Notification.audience == "customer"
+            )
+        )
         assert ack is not None
         assert ack.channel == "email" and ack.status == "pending" and ack.trigger == "auto"
         assert ack.recipient == "ana@example.com"
@@ -109,7 +113,9 @@ async def test_same_sender_is_one_customer_and_tag_continues_case(services: Serv
     assert follow.outcome == "continued" and follow.case_number == first.case_number
     assert await count(services, Customer) == 1
     assert await count(services, Message) == 2
-    assert await count(services, Notification) == 1  # follow-ups are not acknowledged again
+    assert (
+        await count(services, Notification, Notification.audience == "customer") == 1
+    )  # follow-ups are not acknowledged again
     # A stranger quoting the number opens a case of their own instead.
     other = await services.writer.accept(
         msg(email="otro@example.com", subject=f"[{first.case_number}] hola")
@@ -119,7 +125,7 @@ async def test_same_sender_is_one_customer_and_tag_continues_case(services: Serv
 
 async def test_automatic_message_gets_no_ack(services: Services) -> None:
     result = await services.writer.accept(msg(auto_submitted=True))
-    assert await count(services, Notification) == 0
+    assert await count(services, Notification, Notification.audience == "customer") == 0
     async with services.db.session() as session:
         kinds = (await session.scalars(select(CaseEvent.kind))).all()
     assert "ack_suppressed" in kinds and result.outcome == "created"

@@ -74,7 +74,9 @@ async def test_creates_a_routed_case(
         assert area == "Técnica"
         assert case.origin_channel == "api"
         assert case.contact == "juan@example.com"
-        ack = (await session.scalars(select(Notification))).one()
+        ack = (
+            await session.scalars(select(Notification).where(Notification.audience == "customer"))
+        ).one()
         assert (ack.channel, ack.recipient) == ("email", "juan@example.com")
         assert number in ack.subject
         inbound = (await session.scalars(select(Inbound))).one()
@@ -188,7 +190,9 @@ async def test_language_and_phone_only_sender(
     assert resp.status == 201
     async with services.db.session() as session:
         case = (await session.scalars(select(Case))).one()
-        ack = (await session.scalars(select(Notification))).one()
+        ack = (
+            await session.scalars(select(Notification).where(Notification.audience == "customer"))
+        ).one()
     assert (case.language, case.contact) == ("en", "+442079460958")
     assert (ack.channel, ack.language) == ("sms", "en")
 

@@ -42,7 +42,11 @@ async def case_of(services: Services, result: AcceptResult) -> Case:
 
 async def ack_of(services: Services, case_id: int) -> Notification:
     async with services.db.session() as session:
-        ack = await session.scalar(select(Notification).where(Notification.case_id == case_id))
+        ack = await session.scalar(
+            select(Notification).where(
+                Notification.case_id == case_id, Notification.audience == "customer"
+            )
+        )
     assert ack is not None
     return ack
 
@@ -150,7 +154,11 @@ async def test_acknowledgements_are_capped_per_sender(services: Services) -> Non
     results = [await services.writer.accept(mail(f"Asunto {i}")) for i in range(3)]
     assert [r.outcome for r in results] == ["created"] * 3
     async with services.db.session() as session:
-        acks = await session.scalar(select(func.count()).select_from(Notification))
+        acks = await session.scalar(
+            select(func.count())
+            .select_from(Notification)
+            .where(Notification.audience == "customer")
+        )
     assert acks == 2
     third = await case_of(services, results[2])
     assert "ack_suppressed" in await event_kinds(services, third.id)
@@ -175,5 +183,9 @@ async def test_bounce_marks_the_notification_failed(services: Services) -> None:
     assert ack.status == "failed" and "5.1.1" in (ack.last_error or "")
     assert "delivery_failed" in await event_kinds(services, case.id)
     async with services.db.session() as session:
-        acks = await session.scalar(select(func.count()).select_from(Notification))
+        acks = await session.scalar(
+            select(func.count())
+            .select_from(Notification)
+            .where(Notification.audience == "customer")
+        )
     assert acks == 1  # the bounce itself is never acknowledged

@@ -237,7 +237,11 @@ async def test_urlencoded_post_routes_and_redirects_to_thanks(
         assert case.origin_channel == "web"
         assert case.title == "Sin servicio"
         ack = (
-            await session.scalars(select(Notification).where(Notification.case_id == case.id))
+            await session.scalars(
+                select(Notification).where(
+                    Notification.case_id == case.id, Notification.audience == "customer"
+                )
+            )
         ).one()
         assert (ack.channel, ack.status, ack.recipient) == (
             "email",
@@ -264,7 +268,9 @@ async def test_json_post_answers_201_with_case_number(client: Client, services: 
         assert case.title == "Desde anoche no tengo conexión."  # derived from the description
         idents = (await session.scalars(select(CustomerIdentity.value))).all()
         assert idents == ["+541143215678"]  # E.164
-        ack = (await session.scalars(select(Notification))).one()
+        ack = (
+            await session.scalars(select(Notification).where(Notification.audience == "customer"))
+        ).one()
         assert ack.channel == "sms"
 
 

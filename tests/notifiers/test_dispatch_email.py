@@ -77,6 +77,8 @@ async def accept(services: Services, email: str = "ana@example.com", **kw: Any) 
             raw=b"raw",
             subject=kw.pop("subject", "Sin conexión"),
             text="Desde ayer no tengo conexión.",
+            # A category without a default technician: the customer's row only.
+            category=kw.pop("category", "Otro tipo de Problema"),
             **kw,
         )
     )
