@@ -165,9 +165,6 @@ class PushProviderSettings(Section):
     enabled provider is an error naming it. Fields are validated in order, so each check
     sees ``enabled`` and ``kind`` (and the secrets read from ``*_file``) before it."""
 
-    # Secrets are validated here: keep them out of error texts.
-    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
-
     enabled: bool = False
     kind: Literal["fcm", "ntfy", "webpush"] = "ntfy"
     # fcm: https://fcm.googleapis.com, ntfy: https://ntfy.sh; webpush has none (each
@@ -404,6 +401,10 @@ class DaemonSettings(Section):
 
 class Settings(Section):
     """The whole configuration. Built only by ``load_settings``."""
+
+    # Problems are reported by key and message; a value (a key, a password) that failed
+    # validation is never quoted, not even in the chained pydantic error.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     config_path: Path = DEFAULT_CONFIG
     daemon: DaemonSettings = DaemonSettings()

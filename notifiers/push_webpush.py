@@ -125,24 +125,34 @@ def parse_subscription(recipient: str) -> dict[str, Any]:
 
 
 def fitted_payload(content: PushContent) -> bytes:
-    """The JSON, shortened (body first, then title, then link) to what every push
-    service must accept."""
-    while True:
-        data = json.dumps(content.as_dict(), ensure_ascii=False).encode()
-        over = len(data) - MAX_PLAINTEXT
-        if over <= 0:
+    """The JSON, shortened (body first, then title) to what every push
+    service must accept (a link too long to fit even alone is dropped)."""
+    if len(_json(replace(content, title="", body=""))) > MAX_PLAINTEXT:
+        content = replace(content, url=None)
+    data = _json(content)
+    for name in ("body", "title"):
+        if len(data) <= MAX_PLAINTEXT:
             return data
-        # Every character is at least one byte, and "…" is three.
-        if content.body:
-            content = replace(content, body=_shorter(content.body, over + 3))
-        elif content.title:
-            content = replace(content, title=_shorter(content.title, over + 3))
-        else:
-            content = replace(content, url=None)
+        raw = getattr(content, name).encode()
+        # The most bytes of this field that fit, escaping included (binary search).
+        low, high = 0, len(raw)
+        while low < high:
+            middle = (low + high + 1) // 2
+            if len(_json(replace(content, **{name: _cut(raw, middle)}))) <= MAX_PLAINTEXT:
+                low = middle
+            else:
+                high = middle - 1
+        content = replace(content, **{name: _cut(raw, low)})
+        data = _json(content)
+    return data
 
 
-def _shorter(text: str, cut: int) -> str:
-    kept = text[: max(0, len(text) - cut)].rstrip()
+def _json(content: PushContent) -> bytes:
+    return json.dumps(content.as_dict(), ensure_ascii=False).encode()
+
+
+def _cut(raw: bytes, size: int) -> str:
+    kept = raw[:size].decode(errors="ignore").rstrip()
     return kept + "…" if kept else ""
 
 
