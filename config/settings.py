@@ -173,16 +173,16 @@ class PushProviderSettings(Section):
     concurrency: int = Field(8, ge=1, le=256)  # messages in flight at once
     timeout_seconds: float = Field(10.0, gt=0)  # per request; no answer by then is retried
     # ntfy: an access token (optional; public topics need none)
-    token: str = ""
+    token: str = Field("", repr=False)
     token_file: Path | None = None
     # webpush: our VAPID key pair's private half and who to contact (RFC 8292)
-    vapid_private_key: str = Field("", validate_default=True)
+    vapid_private_key: str = Field("", validate_default=True, repr=False)
     vapid_private_key_file: Path | None = None
     vapid_subject: str = Field("", validate_default=True)
     ttl_seconds: int = Field(86_400, ge=0, le=2_419_200)  # RFC 8030 §5.2 TTL
     # fcm: the service-account JSON (read from service_account_file), and overrides of
     # the project and token URI it names
-    service_account: str = ""
+    service_account: str = Field("", repr=False)
     service_account_file: Path | None = Field(None, validate_default=True)
     project_id: str = Field("", validate_default=True)
     token_uri: str = ""

@@ -134,3 +134,15 @@ def test_providers_are_built_from_files_and_registered_by_name(tmp_path: Path) -
     assert ntfy.base_url == "https://ntfy.sh" and ntfy.http.timeout.total == 2.5
     assert all(n.channel == "push" for n in found.values())
     assert "tk_abc" not in repr(ntfy.config) and "BEGIN" not in repr(fcm.tokens.account)
+
+
+def test_secrets_stay_out_of_the_settings_repr(tmp_path: Path) -> None:
+    key = raw_vapid_key()
+    settings = load(
+        tmp_path,
+        f'[notifiers.push.web]\nenabled = true\nkind = "webpush"\nvapid_private_key = "{key}"\n'
+        'vapid_subject = "https://soporte.example.com/contacto"\n'
+        '[notifiers.push.ntfy]\nenabled = true\ntoken = "tk_secreto"\n',
+    )
+    assert key not in repr(settings) and "tk_secreto" not in repr(settings)
+    assert settings.notifiers.push["web"].vapid_private_key == key
