@@ -17,12 +17,15 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from config.app import Services
-from config.settings import Settings
+from config.settings import PushProviderSettings, Settings
 from notifiers.base import Notifier
 from notifiers.delivery_ops import ClaimDue, RecordAttempt, ReleaseClaims, outbox_depth
 from notifiers.dispatcher import OutboxDispatcher
 from notifiers.email import EmailConfig, EmailNotifier
 from notifiers.metrics import DispatchMetrics
+from notifiers.push_fcm import FcmConfig, FcmNotifier
+from notifiers.push_ntfy import NtfyConfig, NtfyNotifier
+from notifiers.push_webpush import WebPushConfig, WebPushNotifier
 from notifiers.retry import RetryPolicy
 from storage.models import utcnow
 
@@ -47,7 +50,31 @@ def build_notifiers(settings: Settings) -> dict[str, Notifier]:
                 message_id_domain=settings.smtp.hostname,
             )
         )
+    for name, push in settings.notifiers.push.items():
+        if push.enabled:
+            if name in found:
+                raise ValueError(f"notifiers.push.{name}: the name of another notifier")
+            found[name] = push_notifier(name, push)
     return found
+
+
+def push_notifier(name: str, push: PushProviderSettings) -> Notifier:
+    """One ``[notifiers.push.<name>]`` provider, by its kind (validated with the settings)."""
+    if push.kind == "webpush":
+        return WebPushNotifier(name, WebPushConfig(
+            push.vapid_private_key, push.vapid_subject, ttl_seconds=push.ttl_seconds,
+            concurrency=push.concurrency, timeout_seconds=push.timeout_seconds,
+        ))  # fmt: skip
+    if push.kind == "fcm":
+        return FcmNotifier(name, FcmConfig(
+            push.service_account, push.base_url, project_id=push.project_id,
+            token_uri=push.token_uri, concurrency=push.concurrency,
+            timeout_seconds=push.timeout_seconds,
+        ))  # fmt: skip
+    return NtfyNotifier(name, NtfyConfig(
+        push.base_url, push.token, concurrency=push.concurrency,
+        timeout_seconds=push.timeout_seconds,
+    ))  # fmt: skip
 
 
 def build_dispatcher(settings: Settings, services: Services) -> OutboxDispatcher:

@@ -15,7 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from notifiers.push_credentials import load_vapid_key, parse_service_account
 
 ENV_PREFIX = "VENTANILLA_"
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "example.toml"
@@ -147,17 +157,94 @@ class EmailNotifierSettings(Section):
     timeout_seconds: float = Field(30.0, gt=0)
 
 
+PUSH_API_BASE_URLS = {"fcm": "https://fcm.googleapis.com", "ntfy": "https://ntfy.sh"}
+
+
 class PushProviderSettings(Section):
+    """One push provider. Each kind needs its own keys; a missing or unusable one of an
+    enabled provider is an error naming it. Fields are validated in order, so each check
+    sees ``enabled`` and ``kind`` (and the secrets read from ``*_file``) before it."""
+
     enabled: bool = False
     kind: Literal["fcm", "ntfy", "webpush"] = "ntfy"
+    # fcm: https://fcm.googleapis.com, ntfy: https://ntfy.sh; webpush has none (each
+    # subscription names its push service's endpoint).
     api_base_url: str = ""
-    token: str = ""
+    concurrency: int = Field(8, ge=1, le=256)  # messages in flight at once
+    timeout_seconds: float = Field(10.0, gt=0)  # per request; no answer by then is retried
+    # ntfy: an access token (optional; public topics need none)
+    token: str = Field("", repr=False)
     token_file: Path | None = None
+    # webpush: our VAPID key pair's private half and who to contact (RFC 8292)
+    vapid_private_key: str = Field("", validate_default=True, repr=False)
+    vapid_private_key_file: Path | None = None
+    vapid_subject: str = Field("", validate_default=True)
+    ttl_seconds: int = Field(86_400, ge=0, le=2_419_200)  # RFC 8030 §5.2 TTL
+    # fcm: the service-account JSON (read from service_account_file), and overrides of
+    # the project and token URI it names
+    service_account: str = Field("", repr=False)
+    service_account_file: Path | None = Field(None, validate_default=True)
+    project_id: str = Field("", validate_default=True)
+    token_uri: str = ""
+
+    @staticmethod
+    def _wants(info: ValidationInfo, kind: str) -> bool:
+        return bool(info.data.get("enabled")) and info.data.get("kind") == kind
+
+    @field_validator("vapid_private_key")
+    @classmethod
+    def _vapid_key(cls, value: str, info: ValidationInfo) -> str:
+        if cls._wants(info, "webpush"):
+            if not value:
+                raise ValueError('required when kind = "webpush" (or vapid_private_key_file)')
+            load_vapid_key(value)
+        return value
+
+    @field_validator("vapid_subject")
+    @classmethod
+    def _vapid_subject(cls, value: str, info: ValidationInfo) -> str:
+        # RFC 8292 §2.1: a mailto: or https: URI the push service can reach us at.
+        if cls._wants(info, "webpush") and not (
+            (value.startswith("mailto:") and "@" in value) or value.startswith("https://")
+        ):
+            raise ValueError('required when kind = "webpush": a mailto: or https: URI')
+        return value
+
+    @field_validator("service_account_file")
+    @classmethod
+    def _service_account(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if cls._wants(info, "fcm"):
+            if not info.data.get("service_account"):
+                raise ValueError('required when kind = "fcm": the service-account JSON file')
+            parse_service_account(info.data["service_account"])
+        return value
+
+    @field_validator("project_id")
+    @classmethod
+    def _project(cls, value: str, info: ValidationInfo) -> str:
+        if cls._wants(info, "fcm") and not value and "service_account_file" in info.data:
+            account = parse_service_account(info.data.get("service_account", ""))
+            if not account.project_id:
+                raise ValueError("required: the service account names no project_id")
+        return value
+
+    @property
+    def base_url(self) -> str:
+        return (self.api_base_url or PUSH_API_BASE_URLS.get(self.kind, "")).rstrip("/")
 
 
 class NotifierSettings(Section):
     email: EmailNotifierSettings = EmailNotifierSettings()
     push: dict[str, PushProviderSettings] = {}
+
+    @field_validator("push")
+    @classmethod
+    def _own_names(cls, value: dict[str, PushProviderSettings]) -> dict[str, PushProviderSettings]:
+        # Rows name their provider, and the other channels' senders have these names.
+        taken = sorted(set(value) & {"email", "sms", "telegram", "twilio", "vonage"})
+        if taken:
+            raise ValueError(f"{', '.join(taken)}: the name of another notifier")
+        return value
 
 
 class DispatchSettings(Section):
@@ -314,6 +401,10 @@ class DaemonSettings(Section):
 
 class Settings(Section):
     """The whole configuration. Built only by ``load_settings``."""
+
+    # Problems are reported by key and message; a value (a key, a password) that failed
+    # validation is never quoted, not even in the chained pydantic error.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     config_path: Path = DEFAULT_CONFIG
     daemon: DaemonSettings = DaemonSettings()
