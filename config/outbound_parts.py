@@ -24,6 +24,9 @@ from notifiers.dispatcher import OutboxDispatcher
 from notifiers.email import EmailConfig, EmailNotifier
 from notifiers.metrics import DispatchMetrics
 from notifiers.retry import RetryPolicy
+from notifiers.sms_generic import GenericSmsConfig, GenericSmsNotifier
+from notifiers.sms_twilio import STATUS_CALLBACK_PATH, TwilioConfig, TwilioNotifier
+from notifiers.sms_vonage import RECEIPT_PATH, VonageConfig, VonageNotifier
 from storage.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -45,6 +48,60 @@ def build_notifiers(settings: Settings) -> dict[str, Notifier]:
                 concurrency=email.connections,
                 timeout_seconds=email.timeout_seconds,
                 message_id_domain=settings.smtp.hostname,
+            )
+        )
+    found.update(build_sms_notifiers(settings))
+    return found
+
+
+def build_sms_notifiers(settings: Settings) -> dict[str, Notifier]:
+    """The enabled SMS providers, keyed by the names rows carry: twilio, vonage, generic."""
+    sms, public = settings.sms, settings.http.public_url.rstrip("/")
+    found: dict[str, Notifier] = {}
+    if sms.twilio.enabled:
+        t = sms.twilio
+        found["twilio"] = TwilioNotifier(
+            TwilioConfig(
+                account_sid=t.account_sid,
+                auth_token=t.auth_token,
+                from_number=t.from_number,
+                api_base_url=t.api_base_url,
+                status_callback_url=public + STATUS_CALLBACK_PATH if t.status_callback else None,
+                default_region=sms.default_region,
+                concurrency=t.concurrency,
+                timeout_seconds=t.timeout_seconds,
+            )
+        )
+    if sms.vonage.enabled:
+        v = sms.vonage
+        found["vonage"] = VonageNotifier(
+            VonageConfig(
+                api_key=v.api_key,
+                api_secret=v.api_secret,
+                from_number=v.from_number,
+                api_base_url=v.api_base_url,
+                receipt_url=public + RECEIPT_PATH if v.delivery_receipts else None,
+                default_region=sms.default_region,
+                concurrency=v.concurrency,
+                timeout_seconds=v.timeout_seconds,
+            )
+        )
+    if sms.generic.enabled:
+        g = sms.generic
+        found["generic"] = GenericSmsNotifier(
+            GenericSmsConfig(
+                url=g.url,
+                body_template=g.body_template,
+                from_number=g.from_number,
+                method=g.method,
+                headers=dict(g.headers),
+                content_type=g.content_type,
+                auth_token=g.auth_token,
+                success_codes=tuple(g.success_codes),
+                message_id_path=g.message_id_path,
+                default_region=sms.default_region,
+                concurrency=g.concurrency,
+                timeout_seconds=g.timeout_seconds,
             )
         )
     return found

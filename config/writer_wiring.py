@@ -48,6 +48,7 @@ from notifiers.delivery_ops import (
 )
 from notifiers.fallback import NextChannel
 from notifiers.outbox import Outbox
+from notifiers.receipts import ApplyReceipt, ReceiptRecorder
 from notifiers.suppression import Suppression
 from notifiers.templates import TemplateRenderer
 from routing.engine import RuleEngine
@@ -107,6 +108,7 @@ class WriterSpec:
             ClaimDue: Claimer(Suppression(self.own_mailboxes)),
             RecordAttempt: AttemptRecorder(NextChannel(outbox)),
             ReleaseClaims: ClaimReleaser(),
+            ApplyReceipt: ReceiptRecorder(NextChannel(outbox)),
         }
 
     def runner(self, renderer: TemplateRenderer | None = None) -> TransactionRunner:
