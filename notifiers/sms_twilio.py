@@ -14,10 +14,9 @@ be forged (see ``notifiers.sms_callbacks``).
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode
-
-import aiohttp
 
 from notifiers.base import Delivered, Outgoing
 from notifiers.sms_http import HttpClient, refused
@@ -51,6 +50,8 @@ class TwilioNotifier:
             f"{config.api_base_url.rstrip('/')}/2010-04-01/Accounts/"
             f"{quote(config.account_sid, safe='')}/Messages.json"
         )
+        credentials = f"{config.account_sid}:{config.auth_token}".encode()
+        self._auth = {"Authorization": "Basic " + base64.b64encode(credentials).decode("ascii")}
 
     async def start(self) -> None:
         await self.http.start()
@@ -75,8 +76,7 @@ class TwilioNotifier:
 
     async def send(self, message: Outgoing) -> Delivered:
         form = self.form(message)
-        auth = aiohttp.BasicAuth(self.config.account_sid, self.config.auth_token)
-        answer = await self.http.request("POST", self.url, data=form, auth=auth)
+        answer = await self.http.request("POST", self.url, data=form, headers=self._auth)
         body = answer.json()
         body = body if isinstance(body, dict) else {}
         if answer.status in (200, 201):
