@@ -256,17 +256,14 @@ def sms_callbacks(services: Services) -> SmsStatusCallbacks:
     """The status webhooks of the SMS providers that are enabled."""
     s = services.settings
     twilio, vonage = s.sms.twilio, s.sms.vonage
-    return SmsStatusCallbacks(
-        services.writes,
-        twilio=TwilioCallbackConfig(twilio.auth_token, s.http.public_url)
-        if twilio.enabled
-        else None,
-        vonage=VonageCallbackConfig(
+    twilio_check = vonage_check = None
+    if twilio.enabled:
+        twilio_check = TwilioCallbackConfig(twilio.auth_token, s.http.public_url)
+    if vonage.enabled:
+        vonage_check = VonageCallbackConfig(
             vonage.api_key, vonage.signature_secret, vonage.signature_method
         )
-        if vonage.enabled
-        else None,
-    )
+    return SmsStatusCallbacks(services.writes, twilio=twilio_check, vonage=vonage_check)
 
 
 def build_http_app(services: Services) -> web.Application:
