@@ -31,6 +31,11 @@ from intake.email.parse import ParseLimits
 from intake.email.parser_pool import ParserPool
 from intake.metrics import IntakeMetrics
 from intake.webform import WebFormConfig, WebFormIntake
+from notifiers.sms_callbacks import (
+    SmsStatusCallbacks,
+    TwilioCallbackConfig,
+    VonageCallbackConfig,
+)
 from notifiers.templates import TemplateRenderer
 from routing.catalog import CatalogCache
 from storage.db import Database
@@ -211,7 +216,11 @@ def default_providers(settings: Settings) -> dict[str, str]:
     """The sender each channel goes through when a row does not name one."""
     sms = settings.sms
     found = {"email": "email", "telegram": "telegram"}
-    for name, enabled in (("twilio", sms.twilio.enabled), ("vonage", sms.vonage.enabled)):
+    for name, enabled in (
+        ("twilio", sms.twilio.enabled),
+        ("vonage", sms.vonage.enabled),
+        ("generic", sms.generic.enabled),
+    ):
         if enabled:
             found.setdefault("sms", name)
     found.setdefault("sms", "twilio")
@@ -243,6 +252,20 @@ def webform_config(services: Services) -> WebFormConfig:
     )
 
 
+def sms_callbacks(services: Services) -> SmsStatusCallbacks:
+    """The status webhooks of the SMS providers that are enabled."""
+    s = services.settings
+    twilio, vonage = s.sms.twilio, s.sms.vonage
+    twilio_check = vonage_check = None
+    if twilio.enabled:
+        twilio_check = TwilioCallbackConfig(twilio.auth_token, s.http.public_url)
+    if vonage.enabled:
+        vonage_check = VonageCallbackConfig(
+            vonage.api_key, vonage.signature_secret, vonage.signature_method
+        )
+    return SmsStatusCallbacks(services.writes, twilio=twilio_check, vonage=vonage_check)
+
+
 def build_http_app(services: Services) -> web.Application:
     auth = BearerAuth(services.db)
     app = web.Application(
@@ -266,6 +289,7 @@ def build_http_app(services: Services) -> web.Application:
             forget_token=auth.forget,
             public_url=services.settings.http.public_url,
         ),
+        sms_callbacks(services),
     )
     app.add_routes(health_routes(services.db, services.registry, services.readiness))
     for part in parts:

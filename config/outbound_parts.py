@@ -27,6 +27,9 @@ from notifiers.push_fcm import FcmConfig, FcmNotifier
 from notifiers.push_ntfy import NtfyConfig, NtfyNotifier
 from notifiers.push_webpush import WebPushConfig, WebPushNotifier
 from notifiers.retry import RetryPolicy
+from notifiers.sms_generic import GenericSmsConfig, GenericSmsNotifier
+from notifiers.sms_twilio import STATUS_CALLBACK_PATH, TwilioConfig, TwilioNotifier
+from notifiers.sms_vonage import RECEIPT_PATH, VonageConfig, VonageNotifier
 from storage.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,60 @@ def build_notifiers(settings: Settings) -> dict[str, Notifier]:
             if name in found:
                 raise ValueError(f"notifiers.push.{name}: the name of another notifier")
             found[name] = push_notifier(name, push)
+    found.update(build_sms_notifiers(settings))
+    return found
+
+
+def build_sms_notifiers(settings: Settings) -> dict[str, Notifier]:
+    """The enabled SMS providers, keyed by the names rows carry: twilio, vonage, generic."""
+    sms, public = settings.sms, settings.http.public_url.rstrip("/")
+    found: dict[str, Notifier] = {}
+    if sms.twilio.enabled:
+        t = sms.twilio
+        found["twilio"] = TwilioNotifier(
+            TwilioConfig(
+                account_sid=t.account_sid,
+                auth_token=t.auth_token,
+                from_number=t.from_number,
+                api_base_url=t.api_base_url,
+                status_callback_url=public + STATUS_CALLBACK_PATH if t.status_callback else None,
+                default_region=sms.default_region,
+                concurrency=t.concurrency,
+                timeout_seconds=t.timeout_seconds,
+            )
+        )
+    if sms.vonage.enabled:
+        v = sms.vonage
+        found["vonage"] = VonageNotifier(
+            VonageConfig(
+                api_key=v.api_key,
+                api_secret=v.api_secret,
+                from_number=v.from_number,
+                api_base_url=v.api_base_url,
+                receipt_url=public + RECEIPT_PATH if v.delivery_receipts else None,
+                default_region=sms.default_region,
+                concurrency=v.concurrency,
+                timeout_seconds=v.timeout_seconds,
+            )
+        )
+    if sms.generic.enabled:
+        g = sms.generic
+        found["generic"] = GenericSmsNotifier(
+            GenericSmsConfig(
+                url=g.url,
+                body_template=g.body_template,
+                from_number=g.from_number,
+                method=g.method,
+                headers=dict(g.headers),
+                content_type=g.content_type,
+                auth_token=g.auth_token,
+                success_codes=tuple(g.success_codes),
+                message_id_path=g.message_id_path,
+                default_region=sms.default_region,
+                concurrency=g.concurrency,
+                timeout_seconds=g.timeout_seconds,
+            )
+        )
     return found
 
 

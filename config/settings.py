@@ -118,30 +118,89 @@ class TelegramSettings(Section):
     webhook_secret_file: Path | None = None
 
 
-class TwilioSettings(Section):
+class SmsProviderSettings(Section):
+    """What every SMS provider section has: whether it is used, and how hard."""
+
     enabled: bool = False
+    concurrency: int = Field(4, ge=1, le=100)  # requests in flight at once
+    timeout_seconds: float = Field(15.0, gt=0)  # per request; a timeout is retried later
+
+    def _require(self, section: str, *names: str) -> None:
+        missing = [n for n in names if self.enabled and not getattr(self, n)]
+        if missing:
+            verb = "is" if len(missing) == 1 else "are"
+            raise ValueError(f"sms.{section} is enabled but {', '.join(missing)} {verb} not set")
+
+
+class TwilioSettings(SmsProviderSettings):
     account_sid: str = ""
     auth_token: str = ""
     auth_token_file: Path | None = None
     api_base_url: str = "https://api.twilio.com"
-    from_number: str = ""
+    from_number: str = ""  # a number, a sender id or a Messaging Service SID (MG…)
+    status_callback: bool = True  # ask for status callbacks at [http] public_url
+
+    @model_validator(mode="after")
+    def _complete(self) -> TwilioSettings:
+        self._require("twilio", "account_sid", "auth_token", "from_number")
+        return self
 
 
-class VonageSettings(Section):
-    enabled: bool = False
+class VonageSettings(SmsProviderSettings):
     api_key: str = ""
     api_secret: str = ""
     api_secret_file: Path | None = None
     signature_secret: str = ""
     signature_secret_file: Path | None = None
+    signature_method: Literal["md5hash", "md5", "sha1", "sha256", "sha512"] = "md5hash"
     api_base_url: str = "https://rest.nexmo.com"
     from_number: str = ""
+    delivery_receipts: bool = True  # ask for receipts at [http] public_url
+
+    @model_validator(mode="after")
+    def _complete(self) -> VonageSettings:
+        self._require("vonage", "api_key", "api_secret", "from_number")
+        return self
+
+
+class GenericSmsSettings(SmsProviderSettings):
+    url: str = ""
+    method: Literal["POST", "PUT"] = "POST"
+    headers: dict[str, str] = {}
+    auth_token: str = ""  # sent as the Authorization header, e.g. "Bearer …"
+    auth_token_file: Path | None = None
+    content_type: str = "application/json"
+    body_template: str = (
+        '{"to": {{ to|tojson }}, "from": {{ from|tojson }}, "text": {{ text|tojson }}, '
+        '"reference": {{ idempotency_key|tojson }}}'
+    )
+    success_codes: list[int] = [200, 201, 202]
+    message_id_path: str = ""  # dotted path to the id in the JSON answer: "messages.0.id"
+    from_number: str = ""
+
+    @field_validator("body_template")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        import jinja2
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+        try:
+            ImmutableSandboxedEnvironment().parse(value)
+        except jinja2.TemplateSyntaxError as exc:
+            raise ValueError(f"not a valid Jinja2 template: {exc}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> GenericSmsSettings:
+        self._require("generic", "url")
+        return self
 
 
 class SmsSettings(Section):
     default_region: str = "AR"
     twilio: TwilioSettings = TwilioSettings()
     vonage: VonageSettings = VonageSettings()
+    generic: GenericSmsSettings = GenericSmsSettings()
 
 
 class EmailNotifierSettings(Section):

@@ -50,6 +50,7 @@ from notifiers.delivery_ops import (
 )
 from notifiers.fallback import NextChannel
 from notifiers.outbox import Outbox
+from notifiers.receipts import ApplyReceipt, ReceiptRecorder
 from notifiers.suppression import Suppression
 from notifiers.templates import TemplateRenderer
 from routing.engine import RuleEngine
@@ -110,6 +111,7 @@ class WriterSpec:
             RecordAttempt: AttemptRecorder(NextChannel(outbox)),
             ReleaseClaims: ClaimReleaser(),
             ReplyToCase: CaseReplier(catalogs, outbox),
+            ApplyReceipt: ReceiptRecorder(NextChannel(outbox)),
         }
 
     def runner(self, renderer: TemplateRenderer | None = None) -> TransactionRunner:

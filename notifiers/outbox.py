@@ -6,7 +6,8 @@ customer never told" impossible. Each row is rendered here, so the log shows exa
 is sent, gets its provider (the configured sender of its channel, unless the request names
 one), and, for email, the headers that thread it and mark it automatic: our Message-ID,
 In-Reply-To and References to the customer's message, and ``Auto-Submitted``
-(``auto-replied`` for acknowledgements, ``auto-generated`` for notices; RFC 3834).
+(``auto-replied`` for acknowledgements, ``auto-generated`` for notices; RFC 3834); an
+SMS gets the number of parts its text takes.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import jinja2
 from sqlalchemy import insert
 from sqlalchemy.engine import Connection
 
+from notifiers.sms_segments import segments, sms_text
 from notifiers.templates import Rendered, TemplateRenderer
 from storage.bulk import core_insert
 from storage.models import Notification
@@ -106,6 +108,8 @@ class Outbox:
             "reason": request.reason,
             "idempotency_key": request.idempotency_key,
             "resend_of": request.resend_of,
+            # SMS: the parts the text takes (what it costs), counted on the text as sent.
+            "segments": segments(sms_text(rendered.body)) if request.channel == "sms" else None,
         }
 
     @staticmethod

@@ -1,0 +1,114 @@
+"""What the SMS tests share: a dispatcher over the configured notifiers, a customer who
+writes from a phone (and so is acknowledged by SMS), and reads of the outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from sqlalchemy import insert, select, update
+
+from config.app import Services
+from config.outbound_parts import build_notifiers
+from intake.message import AcceptResult, Address, Channel, InboundMessage
+from notifiers.dispatcher import OutboxDispatcher
+from notifiers.metrics import DispatchMetrics
+from notifiers.retry import RetryPolicy
+from storage.models import DeliveryAttempt, Notification, utcnow
+
+PHONE = "+5491155550123"
+
+
+@asynccontextmanager
+async def dispatching(services: Services, **kw: Any) -> AsyncIterator[OutboxDispatcher]:
+    """The notifiers the settings configure, driven by a dispatcher that is poked by
+    every commit (so tests wait on rows, not on polls)."""
+    dispatcher = OutboxDispatcher(
+        services.writes,
+        build_notifiers(services.settings),
+        RetryPolicy(max_attempts=3, base_seconds=30, max_seconds=60),
+        DispatchMetrics(CollectorRegistry()),
+        owner="test",
+        poll_seconds=0.2,
+        **kw,
+    )
+    services.writes.listeners.append(lambda ops: dispatcher.poke())
+    await dispatcher.start_notifiers()
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        yield dispatcher
+    finally:
+        await dispatcher.stop()
+        await task
+        await dispatcher.stop_notifiers()
+
+
+async def accept_from_phone(services: Services, phone: str = PHONE) -> AcceptResult:
+    """A new case from a customer known only by phone: acknowledged by SMS."""
+    return await services.writer.accept(
+        InboundMessage(
+            channel=Channel.SMS,
+            external_id=uuid.uuid4().hex,
+            sender=Address(name="Ana Pérez", phone=phone),
+            raw=b"raw",
+            subject="",
+            text="Desde ayer no tengo conexión.",
+        )
+    )
+
+
+async def rows(services: Services) -> list[Notification]:
+    async with services.db.session() as session:
+        return list((await session.scalars(select(Notification).order_by(Notification.id))).all())
+
+
+async def attempts(services: Services) -> list[DeliveryAttempt]:
+    async with services.db.session() as session:
+        found = await session.scalars(select(DeliveryAttempt).order_by(DeliveryAttempt.id))
+        return list(found.all())
+
+
+async def until(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("timed out")
+        await asyncio.sleep(0.05)
+
+
+def statuses(services: Services, *wanted: str) -> Callable[[], Awaitable[bool]]:
+    """A check: the rows' statuses are ``wanted`` (in id order) and each was tried."""
+
+    async def check() -> bool:
+        found = await rows(services)
+        return [r.status for r in found] == list(wanted) and all(
+            r.attempts or r.status == "suppressed" for r in found
+        )
+
+    return check
+
+
+async def make_due(services: Services) -> None:
+    async with services.db.session() as session, session.begin():
+        await session.execute(update(Notification).values(next_attempt_at=utcnow()))
+
+
+async def sent_sms(services: Services, provider: str, provider_id: str, **kw: Any) -> int:
+    """A notification that went out through ``provider`` (as the dispatcher leaves it)."""
+    values: dict[str, Any] = {
+        "channel": "sms", "trigger": "auto", "template": "ack_sms", "language": "es",
+        "recipient": PHONE, "body": "Recibimos su consulta.", "status": "sent",
+        "attempts": 1, "provider": provider, "provider_id": provider_id,
+        "sent_at": utcnow(), "created_at": utcnow(), "segments": 1,
+        **kw,
+    }  # fmt: skip
+    async with services.db.session() as session, session.begin():
+        row_id = await session.scalar(
+            insert(Notification).values(values).returning(Notification.id)
+        )
+    assert row_id is not None
+    return int(row_id)
