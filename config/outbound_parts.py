@@ -24,6 +24,7 @@ from notifiers.dispatcher import OutboxDispatcher
 from notifiers.email import EmailConfig, EmailNotifier
 from notifiers.metrics import DispatchMetrics
 from notifiers.retry import RetryPolicy
+from notifiers.telegram import TelegramConfig, TelegramNotifier
 from storage.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,16 @@ def build_notifiers(settings: Settings) -> dict[str, Notifier]:
                 concurrency=email.connections,
                 timeout_seconds=email.timeout_seconds,
                 message_id_domain=settings.smtp.hostname,
+            )
+        )
+    telegram = settings.telegram
+    if telegram.enabled:
+        found["telegram"] = TelegramNotifier(
+            TelegramConfig(
+                token=telegram.token,
+                api_base_url=telegram.api_base_url,
+                concurrency=telegram.concurrency,
+                timeout_seconds=telegram.timeout_seconds,
             )
         )
     return found
