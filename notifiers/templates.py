@@ -54,6 +54,14 @@ CONTEXT: dict[str, str] = {
     "solution": "status_*: the solution recorded on the case",
     "url": "a link to the case, for technicians and watchers",
 }
+# Every notice the product sends: who reads it and the channels it has a template for.
+NOTICES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "ack": ("customer", ("email", "sms", "telegram")),  # a new case: its number
+    "assigned": ("technician", ("email", "push", "telegram", "sms")),  # a case to work on
+    "status": ("customer", ("email", "sms", "telegram")),  # the case's status changed
+    "reply": ("customer", ("email", "sms", "telegram")),  # an agent's answer
+    "watch": ("watcher", ("email",)),  # an internal note, to those following the case
+}
 REQUIRED = ("case_number", "title", "text")  # strict: a template using one needs it
 OPTIONAL: dict[str, str] = {key: "" for key in CONTEXT if key not in REQUIRED}
 
@@ -200,6 +208,7 @@ class _Generation:
             except jinja2.TemplateSyntaxError as exc:
                 where = Path(exc.filename or directory / name)
                 self.problems.append(TemplateProblem(where, exc.lineno, exc.message or ""))
+        self.problems += self._trial(SAMPLE_CONTEXT)
 
     def _source(self, name: str) -> tuple[str, str, Any] | None:
         found = self.sources.get(name)
@@ -208,9 +217,9 @@ class _Generation:
     def has(self, name: str) -> bool:
         return name in self.sources
 
-    def trial(self, context: Mapping[str, Any]) -> list[TemplateProblem]:
-        """Render every compiled file with ``context``: names no key of it misspells,
-        includes and filters that exist."""
+    def _trial(self, context: Mapping[str, Any]) -> list[TemplateProblem]:
+        """Render every file that compiled with ``context`` (every documented key): finds
+        a misspelt name, a missing include or layout, a filter given the wrong arguments."""
         broken = {str(p.path) for p in self.problems}
         files = {path for _, path in self.sources.values()}
         problems: list[TemplateProblem] = []
@@ -252,17 +261,16 @@ class TemplateRenderer:
         return tuple(self._current.problems)
 
     def check(self) -> list[TemplateProblem]:
-        """Compile and try every template on disk now; the problems (none: all good)."""
-        fresh = _Generation(self.directory)
-        return fresh.problems + fresh.trial(SAMPLE_CONTEXT)
+        """Compile and try every template on disk now; the problems (none: all good).
+        The templates in use stay as they are."""
+        return _Generation(self.directory).problems
 
     def reload(self) -> None:
         """Take the templates on disk now, but only if every one compiles and renders;
         otherwise keep those in use and raise ``TemplateError``."""
         fresh = _Generation(self.directory)
-        problems = fresh.problems + fresh.trial(SAMPLE_CONTEXT)
-        if problems:
-            raise TemplateError(problems)
+        if fresh.problems:
+            raise TemplateError(fresh.problems)
         self._current = fresh  # one assignment: a render sees the old or the new, whole
 
     def names(self) -> list[str]:
