@@ -103,6 +103,7 @@ async def test_flood_control_sets_the_next_attempt_then_it_is_sent(services: Ser
         await until(lambda: _tried(services, 1))
         [row] = await rows(services)
         assert row.status == "pending"
+        assert row.next_attempt_at is not None
         assert row.next_attempt_at >= utcnow() + timedelta(seconds=5)
         await asyncio.sleep(0.5)
         assert api.received == []  # not before it is due
