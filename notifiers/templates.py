@@ -15,10 +15,11 @@ Besides Jinja2's own filters, templates have ``clip(n)`` (whitespace folded, cut
 UTF-16 code units with "…": how SMS and push count) and, in HTML, ``nl2br`` (escaped text
 with its line breaks kept).
 
-All templates are read and compiled at once into one generation; rendering never touches
-the disk. ``check`` compiles what is on disk now and renders each file with a sample
-context, reporting problems with their file and line; ``reload`` (SIGHUP) swaps in a new
-generation only when it has none, so a broken edit never replaces working templates.
+All templates are read and compiled at once into one generation, and each file is tried
+with a sample of the context (a misspelt name or filter is found now, not when a notice is
+queued); rendering never touches the disk. Problems name their file and line. ``check``
+loads what is on disk now and reports; ``reload`` (SIGHUP) swaps in a new generation only
+when it has no problem, so a broken edit never replaces working templates.
 """
 
 from __future__ import annotations
@@ -244,10 +245,10 @@ class TemplateRenderer:
     """Holds one compiled generation of templates (``reload`` on SIGHUP) and renders
     subject, text and HTML from it.
 
-    Construction never fails: a template that does not compile is listed in ``problems``
-    and fails only when rendered. The daemon and ``config check`` refuse to go on while
-    there are problems; the writer process, which builds its own renderer, keeps working
-    for every other template.
+    Construction never fails: a template that does not compile or render is listed in
+    ``problems`` and fails only when it is rendered. The daemon and ``config check``
+    refuse to go on while there are problems; the writer process, which builds its own
+    renderer, keeps working for every other template.
     """
 
     def __init__(self, directory: Path | None = None, default_language: str = "es") -> None:
@@ -282,10 +283,6 @@ class TemplateRenderer:
             if lang in LANGUAGES and part in PARTS and stem and not stem.startswith("_"):
                 found.add(stem)
         return sorted(found)
-
-    def has(self, name: str, language: str | None = None) -> bool:
-        langs = [language] if language else list(LANGUAGES)
-        return any(self._current.has(f"{lang}/{name}.txt.j2") for lang in langs)
 
     def render(self, name: str, language: str, context: Mapping[str, Any]) -> Rendered:
         generation = self._current
