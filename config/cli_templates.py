@@ -111,10 +111,10 @@ def _render_error(exc: Exception) -> str:
 
 
 def _print_one(
-    name: str, language: str, r: Rendered, args: argparse.Namespace, out: TextIO
+    name: str, number: str, language: str, r: Rendered, args: argparse.Namespace, out: TextIO
 ) -> None:
     channel = name.rpartition("_")[2]
-    print(f"== {name} ({language}) for case {args.case}", file=out)
+    print(f"== {name} ({language}) for case {number}", file=out)
     if r.subject:
         label = "title" if channel == "push" else "subject"
         print(f"{label}: {r.subject}", file=out)
@@ -168,7 +168,7 @@ async def cmd_templates_preview(services: Services, args: argparse.Namespace, ou
                           "subject": rendered.subject, "text": rendered.body,
                           "html": rendered.html})  # fmt: skip
         else:
-            _print_one(name, language, rendered, args, out)
+            _print_one(name, case.row.number, language, rendered, args, out)
     if args.json:
         json_out({"items": shown, "next_cursor": None}, out)
     return code
