@@ -34,6 +34,7 @@ def cmd_serve(settings: Settings, _args: argparse.Namespace, _out: TextIO) -> in
 
 def cmd_config_check(settings: Settings, _args: argparse.Namespace, out: TextIO) -> int:
     from config.email_parts import smtp_config
+    from notifiers.templates import TemplateRenderer
 
     # Settings that only the parts themselves can judge (e.g. SMTP AUTH without TLS on
     # a public address) are checked the same way serve checks them.
@@ -52,6 +53,14 @@ def cmd_config_check(settings: Settings, _args: argparse.Namespace, out: TextIO)
             "the address (or @domain) to take mail for",
             file=sys.stderr,
         )
+    # The templates are checked as serve and a reload check them: each one compiled and
+    # tried, every problem with its file and line.
+    problems = TemplateRenderer(default_language=settings.intake.default_language).check()
+    if problems:
+        print(f"templates have {len(problems)} problem(s):", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
     print(f"configuration {settings.config_path} is valid", file=out)
     return 0
 
@@ -126,10 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     cli_ops.add_ops_parsers(sub)
-    from config import cli_catalog, cli_import
+    from config import cli_catalog, cli_import, cli_templates
 
     cli_import.add_import_parsers(sub)
     cli_catalog.add_catalog_parsers(sub)
+    cli_templates.add_templates_parsers(sub)
     return parser
 
 

@@ -3,7 +3,9 @@
 A part that fails stops the whole daemon with one clear log line and a non-zero exit.
 SIGTERM/SIGINT drain gracefully: the HTTP listener stops taking connections, in-flight
 requests get ``shutdown_timeout_seconds`` to finish, then the intake writer commits what is
-queued. SIGHUP reloads the catalog and templates. systemd hears READY=1, STOPPING=1 and
+queued. SIGHUP reloads the catalog and templates (templates only when every one compiles:
+a broken template keeps the previous ones and is logged with its file and line, as it
+stops the daemon at start). systemd hears READY=1, STOPPING=1 and
 watchdog pings.
 """
 
@@ -23,6 +25,7 @@ from config.email_parts import build_email_parts
 from config.outbound_parts import build_dispatcher, watch_outbox
 from config.settings import Settings
 from config.systemd import SystemdNotifier
+from notifiers.templates import TemplateError
 
 log = logging.getLogger("ventanilla.daemon")
 
@@ -47,6 +50,10 @@ class Daemon:
             log.error("cannot start: storage preparation failed: %s", exc)
             return 1
         try:
+            if services.renderer.problems:
+                for problem in services.renderer.problems:
+                    log.error("cannot start: template %s", problem)
+                return 1
             return await self._serve(services)
         finally:
             await services.close()
@@ -197,12 +204,22 @@ class Daemon:
         self.notifier.reloading()
         try:
             await services.catalog.refresh()
-            services.renderer.reload()
-            if services.writes.process is not None:
-                await services.writes.process.restart()  # its own copy of the templates
-            log.info("reloaded catalog and templates")
+            log.info("reloaded the catalog")
         except Exception as exc:
             log.error("reload failed, keeping the previous catalog: %s", exc)
+        try:
+            # Compiled in a thread and swapped in only when every template is good.
+            await asyncio.to_thread(services.renderer.reload)
+        except TemplateError as exc:
+            for problem in exc.problems:
+                log.error("reload failed, keeping the previous templates: %s", problem)
+        else:
+            try:
+                if services.writes.process is not None:
+                    await services.writes.process.restart()  # its own copy of the templates
+                log.info("reloaded templates")
+            except Exception as exc:
+                log.error("reload: the writer process did not restart: %s", exc)
         self.notifier.ready("reloaded")
 
     def _announce(self, runner: web.AppRunner) -> None:

@@ -30,6 +30,7 @@ from notifiers.retry import RetryPolicy
 from notifiers.sms_generic import GenericSmsConfig, GenericSmsNotifier
 from notifiers.sms_twilio import STATUS_CALLBACK_PATH, TwilioConfig, TwilioNotifier
 from notifiers.sms_vonage import RECEIPT_PATH, VonageConfig, VonageNotifier
+from notifiers.telegram import TelegramConfig, TelegramNotifier
 from storage.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,16 @@ def build_notifiers(settings: Settings) -> dict[str, Notifier]:
                 concurrency=email.connections,
                 timeout_seconds=email.timeout_seconds,
                 message_id_domain=settings.smtp.hostname,
+            )
+        )
+    telegram = settings.telegram
+    if telegram.enabled:
+        found["telegram"] = TelegramNotifier(
+            TelegramConfig(
+                token=telegram.token,
+                api_base_url=telegram.api_base_url,
+                concurrency=telegram.concurrency,
+                timeout_seconds=telegram.timeout_seconds,
             )
         )
     for name, push in settings.notifiers.push.items():

@@ -116,6 +116,16 @@ class TelegramSettings(Section):
     api_base_url: str = "https://api.telegram.org"
     webhook_secret: str = ""
     webhook_secret_file: Path | None = None
+    # Outbound messages (notifiers.telegram): in flight at once, and the seconds each of
+    # connect, send and answer may take before the attempt counts as a transient failure.
+    concurrency: int = Field(8, ge=1, le=64)
+    timeout_seconds: float = Field(15.0, gt=0)
+
+    @model_validator(mode="after")
+    def _token_when_enabled(self) -> TelegramSettings:
+        if self.enabled and not self.token:
+            raise ValueError("enabled = true needs the bot's token (token or token_file)")
+        return self
 
 
 class SmsProviderSettings(Section):
