@@ -21,6 +21,7 @@ class SinkHandler:
     envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
     answers: list[str] = field(default_factory=list)  # next DATA answers, in order
     hang: bool = False
+    delay: float = 0.0  # seconds before each DATA is answered
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     released: asyncio.Event = field(default_factory=asyncio.Event)
     connections: int = 0
@@ -29,6 +30,8 @@ class SinkHandler:
         if self.hang:
             await self.released.wait()
             return "421 4.3.0 shutting down"
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if self.answers:
             answer = self.answers.pop(0)
             if not answer.startswith("250"):

@@ -219,7 +219,7 @@ async def test_a_technicians_undelivered_notice_goes_on_to_their_next_channel(
     )  # fmt: skip
     form = twilio_status("SM6", "undelivered", "30006")
     assert await post_twilio(client, form, f"notification={row_id}") == 204
-    sms, email = await rows(services)
+    sms, email = await rows(services, every_channel=True)
     assert sms.status == "failed"
     assert (email.channel, email.recipient, email.template, email.status) == (
         "email", "tecnica@example.com", "ack_email", "pending",
