@@ -288,6 +288,12 @@ def build_http_app(services: Services) -> web.Application:
             services.catalog,
             forget_token=auth.forget,
             public_url=services.settings.http.public_url,
+            sms_region=services.settings.sms.default_region,
+            push_kinds={
+                name: push.kind
+                for name, push in services.settings.notifiers.push.items()
+                if push.enabled
+            },
         ),
         sms_callbacks(services),
     )

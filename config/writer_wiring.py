@@ -38,6 +38,7 @@ from cases.operations import (
     UpdateCase,
 )
 from cases.replies import CaseReplier
+from cases.technician_channels import ChannelsWriter, SetTechnicianChannels
 from cases.threads import ThreadingPolicy
 from intake.attachments import AttachmentStore, BackgroundSync
 from notifiers.delivery_ops import (
@@ -112,6 +113,7 @@ class WriterSpec:
             ReleaseClaims: ClaimReleaser(),
             ReplyToCase: CaseReplier(catalogs, outbox),
             ApplyReceipt: ReceiptRecorder(NextChannel(outbox)),
+            SetTechnicianChannels: ChannelsWriter(),
         }
 
     def runner(self, renderer: TemplateRenderer | None = None) -> TransactionRunner:

@@ -8,7 +8,7 @@ via ``PermissionError``); refused operations get the status of their kind (422, 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -21,6 +21,7 @@ from console.endpoints import Answer, Endpoint
 from console.http_json import ok, single_params
 from console.openapi import document
 from console.people_api import PeopleApi
+from console.technicians_api import TechnicianChannelsApi
 from routing.catalog import CatalogCache
 from storage.db import Database
 from storage.write_path import WritePath
@@ -37,12 +38,15 @@ class OpsApi:
         *,
         forget_token: Callable[[int], None],
         public_url: str,
+        sms_region: str = "AR",
+        push_kinds: Mapping[str, str] | None = None,
     ) -> None:
         self.public_url = public_url.rstrip("/")
         self.parts = (
             CasesApi(db, writes),
             PeopleApi(db, writes, forget_token),
             CatalogApi(catalog, writes),
+            TechnicianChannelsApi(db, writes, sms_region, push_kinds or {}),
         )
         self._document: dict[str, Any] | None = None
 

@@ -62,6 +62,18 @@ class ReplyIn(Strict):
     channel: Literal["email", "sms", "telegram"] | None = None
 
 
+class TechnicianChannel(Strict):
+    channel: Literal["email", "sms", "push", "telegram"]
+    address: str = Field(min_length=1, max_length=4000)
+    provider: str = Field("", max_length=60)  # push: a configured provider's name
+
+
+class TechnicianChannels(Strict):
+    """The whole ordered list: the first is tried first, the rest in turn when it fails."""
+
+    channels: list[TechnicianChannel] = Field(max_length=10)
+
+
 class MergeIn(Strict):
     into: str = Field(min_length=1, max_length=40)
 
