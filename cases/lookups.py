@@ -13,14 +13,17 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from cases.operations import AcceptMessage
+from cases.operations import AcceptMessage, ReplyToCase
 from cases.statements import CASE_NUMBERS, DUPLICATES, IDENTITIES
 from intake.message import InboundMessage
 
 
 def attachment_digests(ops: Sequence[object]) -> list[str]:
-    """The stored files the messages among ``ops`` refer to: flushed before the commit."""
-    return [a.sha256 for op in ops if isinstance(op, AcceptMessage) for a in op.msg.attachments]
+    """The stored files the messages and replies among ``ops`` refer to: flushed before
+    the commit."""
+    found = [a.sha256 for op in ops if isinstance(op, AcceptMessage) for a in op.msg.attachments]
+    found += [a.sha256 for op in ops if isinstance(op, ReplyToCase) for a in op.attachments]
+    return found
 
 
 @dataclass

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from intake.message import Channel, InboundMessage
+from intake.message import Attachment, Channel, InboundMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,3 +136,5 @@ class ReplyToCase:
     text: str
     actor: str
     channel: str | None = None
+    # Files already in the attachment store (flushed with the batch); email only.
+    attachments: tuple[Attachment, ...] = ()

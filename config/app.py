@@ -22,6 +22,7 @@ from config.seed import seed_catalog
 from config.settings import Settings
 from config.writer_wiring import WriterSpec, process_runner
 from console.api import OpsApi
+from console.reply_files import ReplyFiles
 from intake.accept import IntakeWriter
 from intake.api import ApiIntake
 from intake.attachments import AttachmentStore
@@ -289,6 +290,12 @@ def build_http_app(services: Services) -> web.Application:
             forget_token=auth.forget,
             public_url=services.settings.http.public_url,
             sms_region=services.settings.sms.default_region,
+            reply_files=ReplyFiles(
+                services.attachments,
+                services.settings.intake.max_attachment_bytes,
+                services.settings.intake.max_total_attachment_bytes,
+                services.settings.http.max_body_bytes,
+            ),
             push_kinds={
                 name: push.kind
                 for name, push in services.settings.notifiers.push.items()

@@ -9,8 +9,11 @@ found, conflict, stale).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
+import mimetypes
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TextIO
 
 from tabulate import tabulate
@@ -226,9 +229,21 @@ async def cmd_cases_note(services: Services, args: argparse.Namespace, out: Text
 
 
 async def cmd_cases_reply(services: Services, args: argparse.Namespace, out: TextIO) -> int:
-    return await _submit(
-        services, ReplyToCase(args.number, args.text, _actor(args), args.channel), args, out
-    )
+    files = []
+    for path in args.attach or ():
+        try:
+            data = await asyncio.to_thread(path.read_bytes)
+        except OSError as exc:
+            print(f"cannot read {path}: {exc.strerror or exc}", file=out)
+            return 2
+        limit = services.settings.intake.max_attachment_bytes
+        if len(data) > limit:
+            print(f"{path} is larger than [intake] max_attachment_bytes ({limit})", file=out)
+            return 2
+        kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        files.append(await services.attachments.save(data, path.name, kind))
+    op = ReplyToCase(args.number, args.text, _actor(args), args.channel, tuple(files))
+    return await _submit(services, op, args, out)
 
 
 async def cmd_cases_merge(services: Services, args: argparse.Namespace, out: TextIO) -> int:
@@ -289,6 +304,8 @@ def add_case_parsers(subparsers: Any) -> None:
     _common(reply)
     reply.add_argument("text", help="the answer")
     reply.add_argument("--channel", choices=("email", "sms", "telegram"), help="another channel")
+    reply.add_argument("--attach", type=Path, action="append", metavar="FILE",
+                       help="a file to send with it (email only; repeatable)")  # fmt: skip
     reply.set_defaults(handler=cmd_cases_reply)
     merge = cases_sub.add_parser("merge", help="merge a case into another")
     _common(merge)

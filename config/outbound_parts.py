@@ -157,6 +157,7 @@ def build_dispatcher(settings: Settings, services: Services) -> OutboxDispatcher
         lease_seconds=d.lease_seconds,
         poll_seconds=d.poll_seconds,
         grace_seconds=settings.daemon.shutdown_timeout_seconds,
+        file_path=services.attachments.path_of,
     )
 
     def wake(ops: Sequence[Any]) -> None:

@@ -111,7 +111,9 @@ class WriterSpec:
             ClaimDue: Claimer(Suppression(self.own_mailboxes)),
             RecordAttempt: AttemptRecorder(NextChannel(outbox)),
             ReleaseClaims: ClaimReleaser(),
-            ReplyToCase: CaseReplier(catalogs, outbox),
+            ReplyToCase: CaseReplier(
+                catalogs, outbox, AttachmentStore(self.attachments_dir).missing
+            ),
             ApplyReceipt: ReceiptRecorder(NextChannel(outbox)),
             SetTechnicianChannels: ChannelsWriter(),
         }

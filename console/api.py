@@ -21,6 +21,7 @@ from console.endpoints import Answer, Endpoint
 from console.http_json import ok, single_params
 from console.openapi import document
 from console.people_api import PeopleApi
+from console.reply_files import ReplyFiles
 from console.technicians_api import TechnicianChannelsApi
 from routing.catalog import CatalogCache
 from storage.db import Database
@@ -40,10 +41,11 @@ class OpsApi:
         public_url: str,
         sms_region: str = "AR",
         push_kinds: Mapping[str, str] | None = None,
+        reply_files: ReplyFiles | None = None,
     ) -> None:
         self.public_url = public_url.rstrip("/")
         self.parts = (
-            CasesApi(db, writes),
+            CasesApi(db, writes, reply_files),
             PeopleApi(db, writes, forget_token),
             CatalogApi(catalog, writes),
             TechnicianChannelsApi(db, writes, sms_region, push_kinds or {}),

@@ -21,8 +21,10 @@ from cases.operations import (
 )
 from console import schemas, serialize
 from console.endpoints import PAGING, Answer, Endpoint, Param, query
-from console.http_json import error, ok, parse_limit, read_model, single_params
+from console.http_json import BODY_MAX_BYTES, error, ok, parse_limit, read_model, single_params
 from console.principal import principal_of
+from console.reply_files import ReplyFiles
+from intake.message import Attachment
 from storage.db import Database
 from storage.queries import CaseFilters, QueryError, get_case, get_event, list_cases
 from storage.write_path import WritePath
@@ -53,9 +55,11 @@ def if_match(request: web.Request) -> int | None:
 
 
 class CasesApi:
-    def __init__(self, db: Database, writes: WritePath) -> None:
+    def __init__(self, db: Database, writes: WritePath, files: ReplyFiles | None = None) -> None:
+        """``files`` stores the attachments of agents' replies."""
         self.db = db
         self.writes = writes
+        self.files = files
 
     def endpoints(self) -> list[Endpoint]:
         case_answer = Answer("the case", schemas.CaseDetail, headers=("ETag",))
@@ -153,9 +157,18 @@ class CasesApi:
     async def reply(self, request: web.Request) -> web.Response:
         principal = principal_of(request).require(*WRITE_ROLES)
         single_params(request, frozenset())
-        body = await read_model(request, schemas.ReplyIn)
+        limit = self.files.max_body_bytes if self.files else BODY_MAX_BYTES
+        body = await read_model(request, schemas.ReplyIn, max_bytes=limit)
+        stored: tuple[Attachment, ...] = ()
+        if body.attachments:
+            if self.files is None:
+                raise error(422, "validation_failed", "attachments are not accepted here",
+                            fields={"attachments": "not accepted"})  # fmt: skip
+            stored = await self.files.save(body.attachments)
         changed = await self.writes.submit(
-            ReplyToCase(request.match_info["number"], body.text, principal.name, body.channel)
+            ReplyToCase(
+                request.match_info["number"], body.text, principal.name, body.channel, stored
+            )
         )
         return ok(await self._change(changed), 201)
 

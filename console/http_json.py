@@ -109,18 +109,24 @@ def path_id(request: web.Request, name: str = "id") -> int:
     return int(raw)
 
 
-async def read_model(request: web.Request, model: type[M], *, optional: bool = False) -> M:
-    """The JSON body validated by ``model``: 415 for another media type, 413 when too large,
-    400 when not JSON, 422 naming every bad or unknown field."""
+async def read_model(
+    request: web.Request,
+    model: type[M],
+    *,
+    optional: bool = False,
+    max_bytes: int = BODY_MAX_BYTES,
+) -> M:
+    """The JSON body validated by ``model``: 415 for another media type, 413 when larger
+    than ``max_bytes``, 400 when not JSON, 422 naming every bad or unknown field."""
     if optional and not request.can_read_body:
         return model()
     if request.content_type != "application/json":
         raise error(415, "unsupported_media_type", "send the body as application/json")
-    if request.content_length is not None and request.content_length > BODY_MAX_BYTES:
-        raise error(413, "too_large", f"the body is larger than {BODY_MAX_BYTES} bytes")
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise error(413, "too_large", f"the body is larger than {max_bytes} bytes")
     raw = await request.read()
-    if len(raw) > BODY_MAX_BYTES:
-        raise error(413, "too_large", f"the body is larger than {BODY_MAX_BYTES} bytes")
+    if len(raw) > max_bytes:
+        raise error(413, "too_large", f"the body is larger than {max_bytes} bytes")
     try:
         data = json.loads(raw or b"null")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

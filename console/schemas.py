@@ -57,9 +57,18 @@ class NoteIn(Strict):
     text: str = Field(min_length=1, max_length=100_000)
 
 
+class FileIn(Strict):
+    filename: str = Field(min_length=1, max_length=255)
+    content_type: str = Field(
+        "application/octet-stream", max_length=200, pattern=r"^[\w.+-]+/[\w.+-]+$"
+    )
+    content: str = Field(description="the file's bytes, base64-encoded")
+
+
 class ReplyIn(Strict):
     text: str = Field(min_length=1, max_length=100_000)
     channel: Literal["email", "sms", "telegram"] | None = None
+    attachments: list[FileIn] = Field(default_factory=list, max_length=20)  # email only
 
 
 class TechnicianChannel(Strict):

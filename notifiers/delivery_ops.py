@@ -29,7 +29,7 @@ from storage.operations import Executor, WriteContext
 
 CLAIMED_FIELDS = (
     "id", "channel", "provider", "recipient", "subject", "body", "html", "headers",
-    "message_id", "case_id", "attempts", "template", "language", "audience",
+    "message_id", "case_id", "attempts", "template", "language", "audience", "attachments",
 )  # fmt: skip
 
 
@@ -49,6 +49,7 @@ class ClaimedRow:
     template: str
     language: str
     audience: str
+    attachments: list[dict[str, Any]] = field(default_factory=list)
     possible_duplicate: bool = False
 
 
@@ -167,9 +168,11 @@ class AttemptRecorder(Executor):
                 duration_ms=op.duration_ms,
                 outcome=op.outcome,
                 provider=op.provider,
-                provider_code=op.code,
+                # Providers' codes and ids are cut to their columns: an odd answer must
+                # not make the outcome unrecordable.
+                provider_code=(op.code or "")[:40] or None,
                 provider_response=(op.response or "")[:4000] or None,
-                provider_message_id=op.provider_message_id,
+                provider_message_id=(op.provider_message_id or "")[:200] or None,
                 error=op.reason if op.outcome != "sent" else None,
                 possible_duplicate=op.possible_duplicate,
             )
@@ -181,7 +184,7 @@ class AttemptRecorder(Executor):
             "status_reason": None if op.status in ("sent", "pending") else op.reason,
         }
         if op.status == "sent":
-            values.update(sent_at=ctx.now, provider_id=op.provider_message_id)
+            values.update(sent_at=ctx.now, provider_id=(op.provider_message_id or "")[:200] or None)
         else:
             values["last_error"] = op.reason
         if op.status == "pending":

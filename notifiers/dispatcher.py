@@ -15,10 +15,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 
-from notifiers.base import Delivered, Notifier, Outgoing, PermanentError, TransientError
+from notifiers.base import (
+    Delivered,
+    FileRef,
+    Notifier,
+    Outgoing,
+    PermanentError,
+    TransientError,
+)
 from notifiers.delivery_ops import (
     ClaimDue,
     Claimed,
@@ -48,7 +56,9 @@ class OutboxDispatcher(Runner[ClaimedRow]):
         lease_seconds: float = 300.0,
         poll_seconds: float = 5.0,
         grace_seconds: float = 10.0,
+        file_path: Callable[[str], Path] | None = None,
     ) -> None:
+        """``file_path`` finds an attachment's file in the store by its digest."""
         super().__init__("dispatcher", slots=slots, poll_seconds=poll_seconds,
                          grace_seconds=grace_seconds)  # fmt: skip
         self.writes = writes
@@ -57,6 +67,7 @@ class OutboxDispatcher(Runner[ClaimedRow]):
         self.metrics = metrics
         self.owner = owner
         self.lease_seconds = lease_seconds
+        self.file_path = file_path
         self._limits = {
             name: asyncio.Semaphore(max(1, n.concurrency)) for name, n in self.notifiers.items()
         }
@@ -137,8 +148,19 @@ class OutboxDispatcher(Runner[ClaimedRow]):
             text=row.body,
             html=row.html,
             headers=headers,
+            attachments=self._files(row),
             idempotency_key=f"ventanilla-{row.id}",
             possible_duplicate=row.possible_duplicate,
+        )
+
+    def _files(self, row: ClaimedRow) -> tuple[FileRef, ...]:
+        if not row.attachments:
+            return ()
+        if self.file_path is None:
+            raise PermanentError("this dispatcher has no attachment store", code="attachment")
+        return tuple(
+            FileRef(self.file_path(a["sha256"]), a["filename"], a["content_type"])
+            for a in row.attachments
         )
 
     def _sent(

@@ -59,8 +59,15 @@ def build_message(config: EmailConfig, message: Outgoing) -> EmailMessage:
         email.add_alternative(message.html, subtype="html")
     for attachment in message.attachments:
         maintype, _, subtype = attachment.content_type.partition("/")
+        try:
+            data = attachment.path.read_bytes()
+        except FileNotFoundError:
+            raise PermanentError(
+                f"attachment {attachment.filename!r} is not in the attachment store",
+                code="attachment",
+            ) from None
         email.add_attachment(
-            attachment.path.read_bytes(),
+            data,
             maintype=maintype or "application",
             subtype=subtype or "octet-stream",
             filename=attachment.filename,
@@ -87,7 +94,10 @@ class EmailNotifier:
                 await asyncio.wait_for(client.quit(), 5)
 
     async def send(self, message: Outgoing) -> Delivered:
-        email = build_message(self.config, message)
+        if message.attachments:  # files are read off the event loop
+            email = await asyncio.to_thread(build_message, self.config, message)
+        else:
+            email = build_message(self.config, message)
         client = await self._client()
         try:
             _errors, answer = await client.send_message(email)

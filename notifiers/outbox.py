@@ -49,6 +49,8 @@ class OutboundRequest:
     reason: str | None = None
     idempotency_key: str | None = None
     resend_of: int | None = None
+    # Files sent with it: {"sha256", "filename", "content_type", "size"} each.
+    attachments: tuple[dict[str, Any], ...] = ()
 
 
 class Outbox:
@@ -98,6 +100,7 @@ class Outbox:
             "technician_id": request.technician_id,
             "provider": request.provider or self.providers.get(request.channel, request.channel),
             "fallback": [dict(f) for f in request.fallback],
+            "attachments": [dict(a) for a in request.attachments],
             "status": "failed" if problem else "pending",
             "status_reason": problem,
             "attempts": 0,

@@ -456,6 +456,8 @@ class Notification(Base):
     segments: Mapped[int | None] = mapped_column(Integer)  # SMS: parts the text takes
     # A technician's other channels, tried in order when this one fails for good.
     fallback: Mapped[list[Any]] = mapped_column(default=list)
+    # Files sent with it (an agent's reply): the store's digests, names and types.
+    attachments: Mapped[list[Any]] = mapped_column(default=list)
     # The claim: which dispatcher holds the row in ``sending`` and until when.
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     lease_until: Mapped[datetime | None] = mapped_column()
