@@ -87,8 +87,14 @@ class RecordAttempt:
 
 @dataclass(frozen=True, slots=True)
 class ReleaseClaims:
+    """Give back claimed rows at a stop: ``ids`` were never handed to their provider (due
+    again now, as if unclaimed); ``in_flight`` were, with no outcome, so they stay
+    ``sending`` with a lapsed lease (due now, their next attempt a possible duplicate).
+    Neither given: every row ``owner`` holds."""
+
     owner: str
     ids: tuple[int, ...] = field(default=())
+    in_flight: tuple[int, ...] = field(default=())
 
 
 def _due(now: datetime) -> Any:
@@ -226,6 +232,14 @@ class ClaimReleaser(Executor):
 
     def run_one(self, conn: Connection, op: ReleaseClaims, ctx: WriteContext) -> int:
         where = [Notification.status == "sending", Notification.claimed_by == op.owner]
+        if op.in_flight:
+            conn.execute(
+                update(Notification)
+                .where(*where, Notification.id.in_(op.in_flight))
+                .values(lease_until=ctx.now)
+            )
+            if not op.ids:
+                return 0
         if op.ids:
             where.append(Notification.id.in_(op.ids))
         done = conn.execute(

@@ -68,6 +68,7 @@ class OutboxDispatcher(Runner[ClaimedRow]):
         self.owner = owner
         self.lease_seconds = lease_seconds
         self.file_path = file_path
+        self._in_flight: set[int] = set()  # rows a provider has, outcome not yet known
         self._limits = {
             name: asyncio.Semaphore(max(1, n.concurrency)) for name, n in self.notifiers.items()
         }
@@ -94,7 +95,12 @@ class OutboxDispatcher(Runner[ClaimedRow]):
         return claimed.rows
 
     async def release(self, items: Sequence[ClaimedRow]) -> None:
-        await self.writes.submit(ReleaseClaims(self.owner, tuple(r.id for r in items)))
+        # A row cancelled while its provider had it may have gone out: it comes back as a
+        # lapsed claim, so its next attempt is marked as a possible duplicate.
+        handed = tuple(r.id for r in items if r.id in self._in_flight)
+        waiting = tuple(r.id for r in items if r.id not in self._in_flight)
+        self._in_flight.clear()
+        await self.writes.submit(ReleaseClaims(self.owner, waiting, in_flight=handed))
 
     async def process(self, row: ClaimedRow) -> None:
         notifier = self.notifiers.get(row.provider)
@@ -106,6 +112,7 @@ class OutboxDispatcher(Runner[ClaimedRow]):
             ))  # fmt: skip
         else:
             async with self._limits[row.provider]:
+                self._in_flight.add(row.id)
                 try:
                     delivered = await notifier.send(self.outgoing(row))
                 except PermanentError as exc:
@@ -121,6 +128,7 @@ class OutboxDispatcher(Runner[ClaimedRow]):
                     ))  # fmt: skip
                 else:
                     record = self._sent(row, started, _ms(clock), delivered)
+        self._in_flight.discard(row.id)
         self.metrics.outcome(row.channel, row.provider, record.status, record.duration_ms)
         # Shielded: the outcome is written even if the dispatcher is being stopped.
         await asyncio.shield(self._record(record))

@@ -24,9 +24,11 @@ class SinkHandler:
     delay: float = 0.0  # seconds before each DATA is answered
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     released: asyncio.Event = field(default_factory=asyncio.Event)
+    data_began: asyncio.Event = field(default_factory=asyncio.Event)  # a DATA came in
     connections: int = 0
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.data_began.set()
         if self.hang:
             await self.released.wait()
             return "421 4.3.0 shutting down"

@@ -277,16 +277,33 @@ async def test_a_sent_row_is_never_sent_again(services: Services) -> None:
     assert len(flaky.sent) == 1 and dispatcher is None
 
 
-async def test_a_stop_gives_back_claimed_unsent_rows(services: Services) -> None:
+async def test_a_stop_gives_back_claimed_rows_and_marks_the_unknown_ones(
+    services: Services,
+) -> None:
     async with smtp_sink() as sink:
         sink.handler.hang = True
-        dispatcher = dispatcher_for(services, {"email": email_to(sink)}, grace_seconds=0.5)
-        await accept(services)
+        # Two claimed, one connection: one row is mid-DATA at the stop, the other waits.
+        dispatcher = dispatcher_for(
+            services, {"email": email_to(sink, concurrency=1)}, grace_seconds=0.5, slots=2
+        )
+        await accept(services, "ana@example.com")
+        await accept(services, "beto@example.com")
         async with running(dispatcher):
             await until(lambda: _statuses(services, {"sending"}))
-        [row] = await rows(services)
-    assert row.status == "pending" and row.claimed_by is None and row.attempts == 0
+            await asyncio.wait_for(sink.handler.data_began.wait(), 10)
+        waiting, handed = sorted(await rows(services), key=lambda r: r.status)
+    # The waiting one is simply due again; the one the server had may have gone out, so
+    # it stays claimed with its lease already run out.
+    assert (waiting.status, waiting.claimed_by, waiting.attempts) == ("pending", None, 0)
+    assert handed.status == "sending" and handed.lease_until is not None
+    assert handed.lease_until <= utcnow()
     assert await attempts(services) == []
+    async with smtp_sink() as sink:
+        again = dispatcher_for(services, {"email": email_to(sink)})
+        async with running(again):
+            await until(lambda: _statuses(services, {"sent"}))
+    marked = {a.notification_id: a.possible_duplicate for a in await attempts(services)}
+    assert marked == {handed.id: True, waiting.id: False}
 
 
 async def test_a_provider_not_configured_fails_the_row_with_the_reason(
