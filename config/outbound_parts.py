@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import socket
+import ssl
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -52,6 +53,11 @@ def build_notifiers(settings: Settings) -> dict[str, Notifier]:
                 concurrency=email.connections,
                 timeout_seconds=email.timeout_seconds,
                 message_id_domain=settings.smtp.hostname,
+                ssl_context=(
+                    ssl.create_default_context(cafile=str(email.tls_ca_file))
+                    if email.tls_ca_file
+                    else None
+                ),
             )
         )
     telegram = settings.telegram

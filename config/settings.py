@@ -224,6 +224,15 @@ class EmailNotifierSettings(Section):
     sender: str = "Soporte <soporte@example.com>"
     connections: int = Field(4, ge=1, le=64)  # kept open and reused
     timeout_seconds: float = Field(30.0, gt=0)
+    # The CA that signed the relay's certificate, when it is not a public one.
+    tls_ca_file: Path | None = None
+
+    @field_validator("tls_ca_file")
+    @classmethod
+    def _readable_ca(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"cannot read {value}")
+        return value
 
 
 PUSH_API_BASE_URLS = {"fcm": "https://fcm.googleapis.com", "ntfy": "https://ntfy.sh"}

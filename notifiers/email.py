@@ -137,7 +137,18 @@ class EmailNotifier:
         try:
             await client.connect()
         except aiosmtplib.SMTPResponseException as exc:
-            raise _by_code(exc.code, exc.message) from exc
+            # Refused before any message was offered (greeting, STARTTLS, a wrong login):
+            # the relay's or our configuration's fault, never the message's, so the rows
+            # wait for it to be fixed rather than fail for good.
+            what = (
+                "login refused"
+                if isinstance(exc, aiosmtplib.SMTPAuthenticationError)
+                else ("connection refused")
+            )
+            log.error("SMTP %s by %s:%d: %d %s", what, cfg.host, cfg.port, exc.code, exc.message)
+            raise TransientError(
+                f"SMTP {what}: {exc.code} {exc.message}", code=str(exc.code), response=exc.message
+            ) from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             raise TransientError(
                 f"SMTP: cannot connect to {cfg.host}:{cfg.port}: {type(exc).__name__}: {exc}"

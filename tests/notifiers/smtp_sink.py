@@ -1,10 +1,12 @@
 """A loopback SMTP sink for the email notifier's tests (aiosmtpd): it keeps what it gets,
-and a test can make it answer 4xx, 5xx, or hang at DATA."""
+and a test can make it answer 4xx, 5xx, or hang at DATA; it can speak STARTTLS or
+implicit TLS and require AUTH, like a real relay."""
 
 from __future__ import annotations
 
 import asyncio
 import email
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -12,7 +14,7 @@ from email.message import Message
 from email.policy import default as default_policy
 from typing import Any
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 
 @dataclass
@@ -51,15 +53,39 @@ class Sink:
 
 
 @asynccontextmanager
-async def smtp_sink() -> AsyncIterator[Sink]:
+async def smtp_sink(
+    *,
+    tls: ssl.SSLContext | None = None,
+    implicit_tls: bool = False,
+    users: dict[str, str] | None = None,
+) -> AsyncIterator[Sink]:
+    """With ``tls``: STARTTLS offered and required (or, ``implicit_tls``, TLS from the
+    first byte); with ``users``: AUTH required, over TLS only."""
     handler = SinkHandler()
     loop = asyncio.get_running_loop()
 
+    def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, auth: Any) -> Any:
+        ok = (
+            isinstance(auth, LoginPassword)
+            and users is not None
+            and (users.get(auth.login.decode()) == auth.password.decode())
+        )
+        return AuthResult(success=ok, handled=False)  # aiosmtpd answers 235 or 535
+
     def protocol() -> SMTP:
         handler.connections += 1
-        return SMTP(handler, hostname="sink.example.net")
+        return SMTP(
+            handler,
+            hostname="sink.example.net",
+            tls_context=None if implicit_tls else tls,
+            require_starttls=tls is not None and not implicit_tls,
+            authenticator=authenticate if users is not None else None,
+            auth_required=users is not None,
+            # With implicit TLS aiosmtpd cannot tell the transport is encrypted.
+            auth_require_tls=users is not None and not implicit_tls,
+        )
 
-    server = await loop.create_server(protocol, "127.0.0.1", 0)
+    server = await loop.create_server(protocol, "127.0.0.1", 0, ssl=tls if implicit_tls else None)
     port = server.sockets[0].getsockname()[1]
     try:
         yield Sink(handler, port)
