@@ -181,6 +181,7 @@ class AttemptRecorder(Executor):
                 provider_message_id=(op.provider_message_id or "")[:200] or None,
                 error=op.reason if op.outcome != "sent" else None,
                 possible_duplicate=op.possible_duplicate,
+                dispatcher=op.owner[:100],
             )
         )
         values: dict[str, Any] = {

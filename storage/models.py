@@ -480,6 +480,8 @@ class DeliveryAttempt(Base):
     # Sent again after a claim whose outcome was never recorded (a crash mid-send): the
     # recipient may have it twice.
     possible_duplicate: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Which dispatcher made the attempt (host:pid:tag): with several daemons, which sent it.
+    dispatcher: Mapped[str | None] = mapped_column(String(100))
 
 
 class SavedFilter(Base):

@@ -186,8 +186,7 @@ def assert_none_twice(received: Sequence[Message]) -> None:
 
 
 async def sent_by(session: aiohttp.ClientSession, daemon: DaemonProcess) -> int:
-    """Emails this daemon recorded as sent, from its own ``/metrics``: nothing in the
-    database says which daemon sent a row (the claim's owner is cleared on record)."""
+    """Emails this daemon recorded as sent, from its own ``/metrics``."""
     async with session.get(f"{daemon.base}/metrics") as resp:
         assert resp.status == 200
         exposition = await resp.text()
@@ -264,3 +263,9 @@ async def test_two_daemons_drain_one_outbox_each_message_once(
     print(f"\n{ROWS} sent in {drained:.1f} s; by daemon a/b: {shares[0]}/{shares[1]}")
     assert sum(shares) == ROWS
     assert all(share > 0 for share in shares), f"one daemon did all the work: {shares}"
+    # The log says the same: each attempt names the dispatcher that made it.
+    by_dispatcher = await query(
+        pg_url, "SELECT dispatcher, count(*) FROM delivery_attempts GROUP BY dispatcher"
+    )
+    assert len(by_dispatcher) == 2 and all(d for d, _ in by_dispatcher)
+    assert sum(int(str(n)) for _, n in by_dispatcher) == TOTAL
