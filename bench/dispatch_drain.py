@@ -46,7 +46,6 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from email.policy import SMTP as SMTP_POLICY
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
@@ -63,7 +62,7 @@ from config.outbound_parts import build_dispatcher, build_notifiers, watch_outbo
 from config.settings import Settings, load_settings
 from notifiers.base import Outgoing
 from notifiers.delivery_ops import ClaimDue, RecordAttempt
-from notifiers.email import EmailConfig, build_message
+from notifiers.email_compose import compose
 from notifiers.outbox import OutboundRequest, Outbox
 from notifiers.sms_twilio import TwilioNotifier
 from notifiers.templates import TemplateRenderer
@@ -308,12 +307,9 @@ def shared(items: list[Any]) -> Iterator[Any]:
 
 async def bare_email(settings: Settings, count: int, args: Any) -> dict[str, Any]:
     email = settings.notifiers.email
-    config = EmailConfig(
-        email.host, email.port, email.sender, message_id_domain=settings.smtp.hostname
-    )
     sender = parseaddr(email.sender)[1]
     messages = [
-        (row["recipient"], build_message(config, outgoing(n, row)).as_bytes(policy=SMTP_POLICY))
+        (row["recipient"], compose(email.sender, settings.smtp.hostname, outgoing(n, row)).data)
         for n, row in enumerate(notification_rows(settings, "email", count), 1)
     ]
     work = shared(messages)

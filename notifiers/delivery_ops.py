@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from notifiers.suppression import Suppression
+from storage.bulk import core_insert
 from storage.models import DeliveryAttempt, Notification, TechnicianChannel
 from storage.operations import Executor, WriteContext
 
@@ -159,57 +160,69 @@ class Claimer(Executor):
         )
 
 
+# A message that went out is sent whoever holds the row now (another dispatcher may have
+# claimed it since our lease ran out); the usual outcome, so one statement for all of them.
+_MARK_SENT = (
+    update(Notification)
+    .where(Notification.id == bindparam("row_id"), Notification.status != "sent")
+    .values(
+        status="sent",
+        claimed_by=None,
+        lease_until=None,
+        status_reason=None,
+        sent_at=bindparam("at"),
+        provider_id=bindparam("given_id"),
+    )
+)
+
+
 class AttemptRecorder(Executor):
     """Executes ``RecordAttempt`` (and re-enqueues a technician's notice on their next
-    channel when this one failed for good)."""
+    channel when this one failed for good). Set-based: a batch's attempts are one insert
+    and its sent rows one update; only the other outcomes take a statement each."""
+
+    isolated = False
 
     def __init__(self, fallback: Any = None) -> None:
         self.fallback = fallback  # notifiers.fallback.NextChannel, set by the wiring
 
-    def run_one(self, conn: Connection, op: RecordAttempt, ctx: WriteContext) -> str:
-        conn.execute(
-            insert(DeliveryAttempt).values(
-                notification_id=op.notification_id,
-                started_at=op.started_at,
-                duration_ms=op.duration_ms,
-                outcome=op.outcome,
-                provider=op.provider,
-                # Providers' codes and ids are cut to their columns: an odd answer must
-                # not make the outcome unrecordable.
-                provider_code=(op.code or "")[:40] or None,
-                provider_response=(op.response or "")[:4000] or None,
-                provider_message_id=(op.provider_message_id or "")[:200] or None,
-                error=op.reason if op.outcome != "sent" else None,
-                possible_duplicate=op.possible_duplicate,
-                dispatcher=op.owner[:100],
-            )
-        )
+    def run(self, conn: Connection, ops: Sequence[RecordAttempt], ctx: WriteContext) -> list[str]:
+        core_insert(conn, DeliveryAttempt.__table__, [_attempt_row(op) for op in ops])
+        sent = [
+            {
+                "row_id": op.notification_id,
+                "at": ctx.now,
+                "given_id": _cut(op.provider_message_id, 200),
+            }
+            for op in ops
+            if op.status == "sent"
+        ]
+        if sent:
+            conn.execute(_MARK_SENT, sent)
+        for op in ops:
+            if op.status != "sent":
+                self._settle(conn, op, ctx)
+        return [op.status for op in ops]
+
+    def _settle(self, conn: Connection, op: RecordAttempt, ctx: WriteContext) -> None:
         values: dict[str, Any] = {
             "status": op.status,
             "claimed_by": None,
             "lease_until": None,
-            "status_reason": None if op.status in ("sent", "pending") else op.reason,
+            "status_reason": None if op.status == "pending" else op.reason,
+            "last_error": op.reason,
         }
-        if op.status == "sent":
-            values.update(sent_at=ctx.now, provider_id=(op.provider_message_id or "")[:200] or None)
-        else:
-            values["last_error"] = op.reason
         if op.status == "pending":
             values["next_attempt_at"] = op.retry_at or ctx.now
+        # A row another dispatcher has claimed since our lease ran out is theirs now.
         mine = or_(Notification.claimed_by == op.owner, Notification.claimed_by.is_(None))
-        # A row another dispatcher has claimed since our lease ran out is theirs now, but
-        # a message that went out is sent whoever holds the row.
-        still_ours = mine if op.status != "sent" else Notification.status != "sent"
         done = conn.execute(
-            update(Notification)
-            .where(Notification.id == op.notification_id, still_ours)
-            .values(**values)
+            update(Notification).where(Notification.id == op.notification_id, mine).values(**values)
         )
         if op.gone:
             self._forget(conn, op.notification_id)
         if done.rowcount and op.status in ("failed", "dead") and self.fallback is not None:
             self.fallback.enqueue_next(conn, op.notification_id, ctx.now)
-        return op.status
 
     @staticmethod
     def _forget(conn: Connection, notification_id: int) -> None:
@@ -226,6 +239,28 @@ class AttemptRecorder(Executor):
                     TechnicianChannel.address == row.recipient,
                 )
             )
+
+
+def _cut(value: str | None, size: int) -> str | None:
+    # Providers' codes and ids are cut to their columns: an odd answer must not make the
+    # outcome unrecordable.
+    return (value or "")[:size] or None
+
+
+def _attempt_row(op: RecordAttempt) -> dict[str, Any]:
+    return {
+        "notification_id": op.notification_id,
+        "started_at": op.started_at,
+        "duration_ms": op.duration_ms,
+        "outcome": op.outcome,
+        "provider": op.provider,
+        "provider_code": _cut(op.code, 40),
+        "provider_response": _cut(op.response, 4000),
+        "provider_message_id": _cut(op.provider_message_id, 200),
+        "error": op.reason if op.outcome != "sent" else None,
+        "possible_duplicate": op.possible_duplicate,
+        "dispatcher": op.owner[:100],
+    }
 
 
 class ClaimReleaser(Executor):

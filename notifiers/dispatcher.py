@@ -4,8 +4,9 @@ every attempt (DESIGN §2 step 4).
 Claims and outcomes are operations on the one write path, so on SQLite the single writer
 does them and on PostgreSQL several daemons share the outbox (``FOR UPDATE SKIP LOCKED``).
 Sends run with bounded concurrency per provider; the dispatcher is poked when new rows
-are committed and polls otherwise. The outcome is recorded shielded from cancellation:
-a stop never leaves a sent message recorded as unsent. After a crash a claimed row comes
+are committed and polls otherwise. A send's slot frees when the provider answers; its
+outcome is recorded by a task of its own that a stop waits for and never cancels, so a
+stop never leaves a sent message recorded as unsent. After a crash a claimed row comes
 back when its lease runs out and is sent again with the same Message-ID and idempotency
 key, its attempt marked as a possible duplicate; a row recorded as sent never is.
 """
@@ -69,6 +70,7 @@ class OutboxDispatcher(Runner[ClaimedRow]):
         self.lease_seconds = lease_seconds
         self.file_path = file_path
         self._in_flight: set[int] = set()  # rows a provider has, outcome not yet known
+        self._recording: set[asyncio.Future[None]] = set()  # outcomes being written
         self._limits = {
             name: asyncio.Semaphore(max(1, n.concurrency)) for name, n in self.notifiers.items()
         }
@@ -130,8 +132,20 @@ class OutboxDispatcher(Runner[ClaimedRow]):
                     record = self._sent(row, started, _ms(clock), delivered)
         self._in_flight.discard(row.id)
         self.metrics.outcome(row.channel, row.provider, record.status, record.duration_ms)
-        # Shielded: the outcome is written even if the dispatcher is being stopped.
-        await asyncio.shield(self._record(record))
+        # The slot is free once the provider has answered: the outcome is written in a task
+        # of its own (batched with the others by the write path), which a stop waits for
+        # and does not cancel, so a message that went out is never left recorded as unsent.
+        task = asyncio.ensure_future(self._record(record))
+        self._recording.add(task)
+        task.add_done_callback(self._recording.discard)
+
+    async def run(self) -> None:
+        try:
+            await super().run()
+        finally:
+            if self._recording:
+                # asyncio.wait, not gather: being cancelled here must not cancel them.
+                await asyncio.wait(set(self._recording))
 
     async def _record(self, record: RecordAttempt) -> None:
         try:

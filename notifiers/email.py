@@ -14,18 +14,15 @@ import contextlib
 import logging
 import ssl
 from dataclasses import dataclass, field
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
 from typing import Literal
 
 import aiosmtplib
 
 from notifiers.base import Delivered, Outgoing, PermanentError, TransientError
+from notifiers.email_compose import compose
 
 log = logging.getLogger(__name__)
 Security = Literal["none", "tls", "starttls"]
-# Headers the outbox may set on a message; anything else in ``headers`` is not SMTP's.
-PASSED_HEADERS = ("Message-ID", "In-Reply-To", "References", "Auto-Submitted", "Reply-To")
 
 
 @dataclass(frozen=True)
@@ -40,39 +37,6 @@ class EmailConfig:
     timeout_seconds: float = 30.0
     message_id_domain: str = "localhost"
     ssl_context: ssl.SSLContext | None = field(default=None, repr=False, compare=False)
-
-
-def build_message(config: EmailConfig, message: Outgoing) -> EmailMessage:
-    email = EmailMessage()
-    email["From"] = config.sender
-    email["To"] = message.recipient
-    email["Subject"] = message.subject
-    email["Date"] = formatdate(localtime=False)
-    for name in PASSED_HEADERS:
-        value = message.headers.get(name)
-        if value:
-            email[name] = str(value)
-    if "Message-ID" not in email:
-        email["Message-ID"] = make_msgid(domain=config.message_id_domain)
-    email.set_content(message.text)
-    if message.html:
-        email.add_alternative(message.html, subtype="html")
-    for attachment in message.attachments:
-        maintype, _, subtype = attachment.content_type.partition("/")
-        try:
-            data = attachment.path.read_bytes()
-        except FileNotFoundError:
-            raise PermanentError(
-                f"attachment {attachment.filename!r} is not in the attachment store",
-                code="attachment",
-            ) from None
-        email.add_attachment(
-            data,
-            maintype=maintype or "application",
-            subtype=subtype or "octet-stream",
-            filename=attachment.filename,
-        )
-    return email
 
 
 class EmailNotifier:
@@ -94,13 +58,19 @@ class EmailNotifier:
                 await asyncio.wait_for(client.quit(), 5)
 
     async def send(self, message: Outgoing) -> Delivered:
+        cfg = self.config
         if message.attachments:  # files are read off the event loop
-            email = await asyncio.to_thread(build_message, self.config, message)
+            email = await asyncio.to_thread(compose, cfg.sender, cfg.message_id_domain, message)
         else:
-            email = build_message(self.config, message)
+            email = compose(cfg.sender, cfg.message_id_domain, message)
         client = await self._client()
         try:
-            _errors, answer = await client.send_message(email)
+            _errors, answer = await client.sendmail(
+                email.sender,
+                [message.recipient],
+                email.data,
+                mail_options=["SMTPUTF8"] if email.utf8 else None,
+            )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             self._discard(client)
             first = exc.recipients[0]
@@ -116,7 +86,7 @@ class EmailNotifier:
             raise
         self._idle.append(client)
         # aiosmtplib answers the text of the server's final reply; success is 250.
-        return Delivered(str(email["Message-ID"]).strip("<>"), "250", answer)
+        return Delivered(email.message_id, "250", answer)
 
     async def _client(self) -> aiosmtplib.SMTP:
         while self._idle:
