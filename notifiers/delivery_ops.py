@@ -111,19 +111,37 @@ class Claimer(Executor):
     def __init__(self, suppression: Suppression) -> None:
         self.suppression = suppression
 
-    def run_one(self, conn: Connection, op: ClaimDue, ctx: WriteContext) -> Claimed:
-        now = ctx.now
+    @staticmethod
+    def _pick(conn: Connection, op: ClaimDue, due: Any, limit: int | None = None) -> list[Any]:
+        limit = op.limit if limit is None else limit
+        if limit <= 0:
+            return []
         pick = (
             select(Notification.id, Notification.status)
-            .where(_due(now))
-            .order_by(Notification.next_attempt_at, Notification.id)
-            .limit(op.limit)
+            .where(due)
+            .order_by(Notification.status, Notification.next_attempt_at, Notification.id)
+            .limit(limit)
         )
         if op.providers:
             pick = pick.where(Notification.provider.in_(op.providers))
         if conn.dialect.name == "postgresql":
             pick = pick.with_for_update(skip_locked=True)
-        picked = conn.execute(pick).all()
+        return list(conn.execute(pick).all())
+
+    def run_one(self, conn: Connection, op: ClaimDue, ctx: WriteContext) -> Claimed:
+        now = ctx.now
+        # Two reads, each an ordered range of ix_notifications_due: lapsed claims first
+        # (few, and the oldest work), then pending rows by due time. One query with OR
+        # would have the database collect and sort every due row to return a handful.
+        lapsed = self._pick(
+            conn, op, and_(Notification.status == "sending", Notification.lease_until < now)
+        )
+        picked = lapsed + self._pick(
+            conn,
+            op,
+            and_(Notification.status == "pending", Notification.next_attempt_at <= now),
+            op.limit - len(lapsed),
+        )
         if not picked:
             return Claimed([])
         lost = {r.id for r in picked if r.status == "sending"}  # a claim died mid-send

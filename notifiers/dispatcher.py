@@ -60,8 +60,9 @@ class OutboxDispatcher(Runner[ClaimedRow]):
         file_path: Callable[[str], Path] | None = None,
     ) -> None:
         """``file_path`` finds an attachment's file in the store by its digest."""
+        # Claims of a quarter of the slots at least: each claim is a write of its own.
         super().__init__("dispatcher", slots=slots, poll_seconds=poll_seconds,
-                         grace_seconds=grace_seconds)  # fmt: skip
+                         grace_seconds=grace_seconds, min_claim=slots // 4)  # fmt: skip
         self.writes = writes
         self.notifiers = dict(notifiers)
         self.policy = policy

@@ -23,10 +23,19 @@ log = logging.getLogger(__name__)
 
 class Runner(ABC, Generic[T]):
     def __init__(
-        self, name: str, *, slots: int, poll_seconds: float, grace_seconds: float = 10.0
+        self,
+        name: str,
+        *,
+        slots: int,
+        poll_seconds: float,
+        grace_seconds: float = 10.0,
+        min_claim: int = 1,
     ) -> None:
+        """``min_claim``: while items are in flight, claim only once this many slots are
+        free, so that claims come in batches rather than one per finished item."""
         self.name = name
         self.slots = max(1, slots)
+        self.min_claim = max(1, min(min_claim, self.slots))
         self.poll_seconds = poll_seconds
         self.grace_seconds = grace_seconds
         self._wake = asyncio.Event()
@@ -56,6 +65,11 @@ class Runner(ABC, Generic[T]):
                 for task in [t for t in self._tasks if t.done()]:
                     del self._tasks[task]
                 free = self.slots - len(self._tasks)
+                if self._tasks and free < self.min_claim:
+                    # A few slots free: wait for more before claiming (the claim then
+                    # made sees whatever a poke meanwhile announced).
+                    free = 0
+                    self._wake.clear()
                 claimed: Sequence[T] = ()
                 if free > 0:
                     self._wake.clear()
