@@ -14,9 +14,11 @@ never produces, cannot occur in the body and needs no search.
 
 from __future__ import annotations
 
+import functools
 import secrets
 from dataclasses import dataclass
 from email import encoders, policy
+from email.charset import BASE64, Charset
 from email.header import Header
 from email.message import EmailMessage, Message
 from email.mime.base import MIMEBase
@@ -29,6 +31,10 @@ from notifiers.base import FileRef, Outgoing, PermanentError
 # Headers the outbox may set on a message; anything else in ``headers`` is not SMTP's.
 PASSED_HEADERS = ("Message-ID", "In-Reply-To", "References", "Auto-Submitted", "Reply-To")
 WIRE = policy.compat32.clone(linesep="\r\n")
+# Encoded words in base64: the library's default for UTF-8 ("shortest") measures the
+# quoted-printable form character by character at every fold, most of a message's cost.
+UTF8 = Charset("utf-8")
+UTF8.header_encoding = BASE64
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +48,7 @@ class Composed:
 def compose(sender: str, message_id_domain: str, message: Outgoing) -> Composed:
     """The message as it goes on the wire. Attachments are read from disk here, so call
     it off the event loop when there are any; a missing file is a ``PermanentError``."""
-    name, address = parseaddr(sender)
+    from_header, address = _sender(sender)
     if not (address.isascii() and message.recipient.isascii()):
         return _compose_utf8(sender, address, message_id_domain, message)
     body: Message = MIMEText(message.text, "plain", "utf-8")
@@ -52,14 +58,21 @@ def compose(sender: str, message_id_domain: str, message: Outgoing) -> Composed:
         )
     if message.attachments:
         body = MIMEMultipart("mixed", _boundary(), [body, *map(_attachment, message.attachments)])
-    body["From"] = formataddr((name, address), "utf-8") if name else address
+    body["From"] = from_header
     body["To"] = message.recipient
     subject = message.subject
     # compat32 takes a Header for a value that must be encoded.
-    body["Subject"] = subject if subject.isascii() else Header(subject, "utf-8")  # type: ignore[assignment]
+    body["Subject"] = subject if subject.isascii() else Header(subject, UTF8)  # type: ignore[assignment]
     body["Date"] = formatdate(localtime=False)
     message_id = _headers(body, message, message_id_domain)
     return Composed(body.as_bytes(policy=WIRE), message_id, address, utf8=False)
+
+
+@functools.cache
+def _sender(sender: str) -> tuple[str, str]:
+    """The From header and the envelope address, worked out once per configured sender."""
+    name, address = parseaddr(sender)
+    return (formataddr((name, address), UTF8) if name else address), address
 
 
 def _headers(email: Message, message: Outgoing, domain: str) -> str:
