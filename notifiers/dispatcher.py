@@ -60,9 +60,9 @@ class OutboxDispatcher(Runner[ClaimedRow]):
         file_path: Callable[[str], Path] | None = None,
     ) -> None:
         """``file_path`` finds an attachment's file in the store by its digest."""
-        # Claims of a quarter of the slots at least: each claim is a write of its own.
+        # Claims of half the slots at least: each claim is a write of its own.
         super().__init__("dispatcher", slots=slots, poll_seconds=poll_seconds,
-                         grace_seconds=grace_seconds, min_claim=slots // 4)  # fmt: skip
+                         grace_seconds=grace_seconds, min_claim=slots // 2)  # fmt: skip
         self.writes = writes
         self.notifiers = dict(notifiers)
         self.policy = policy
@@ -71,7 +71,8 @@ class OutboxDispatcher(Runner[ClaimedRow]):
         self.lease_seconds = lease_seconds
         self.file_path = file_path
         self._in_flight: set[int] = set()  # rows a provider has, outcome not yet known
-        self._recording: set[asyncio.Future[None]] = set()  # outcomes being written
+        self._outcomes: list[RecordAttempt] = []  # waiting to be written
+        self._recorder: asyncio.Future[None] | None = None  # writes them
         self._limits = {
             name: asyncio.Semaphore(max(1, n.concurrency)) for name, n in self.notifiers.items()
         }
@@ -133,28 +134,34 @@ class OutboxDispatcher(Runner[ClaimedRow]):
                     record = self._sent(row, started, _ms(clock), delivered)
         self._in_flight.discard(row.id)
         self.metrics.outcome(row.channel, row.provider, record.status, record.duration_ms)
-        # The slot is free once the provider has answered: the outcome is written in a task
-        # of its own (batched with the others by the write path), which a stop waits for
-        # and does not cancel, so a message that went out is never left recorded as unsent.
-        task = asyncio.ensure_future(self._record(record))
-        self._recording.add(task)
-        task.add_done_callback(self._recording.discard)
+        # The slot is free once the provider has answered. Outcomes are written by one
+        # task, a batch at a time: those that arrive while one batch commits go together
+        # in the next (one transaction, not one each). A stop waits for it and does not
+        # cancel it, so a message that went out is never left recorded as unsent.
+        self._outcomes.append(record)
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.ensure_future(self._record_all())
 
     async def run(self) -> None:
         try:
             await super().run()
         finally:
-            if self._recording:
-                # asyncio.wait, not gather: being cancelled here must not cancel them.
-                await asyncio.wait(set(self._recording))
+            if self._recorder is not None:
+                # asyncio.wait, not gather: being cancelled here must not cancel it.
+                await asyncio.wait({self._recorder})
 
-    async def _record(self, record: RecordAttempt) -> None:
-        try:
-            await self.writes.submit(record)
-        except Exception as exc:
-            # Not recorded: the row stays claimed and comes back when its lease runs out.
-            log.error("cannot record the outcome of notification %d: %s",
-                      record.notification_id, exc)  # fmt: skip
+    async def _record_all(self) -> None:
+        while self._outcomes:
+            batch, self._outcomes = self._outcomes, []
+            answers = await asyncio.gather(
+                *(self.writes.submit(record) for record in batch), return_exceptions=True
+            )
+            for record, answer in zip(batch, answers, strict=True):
+                if isinstance(answer, BaseException):
+                    # Not recorded: the row stays claimed and comes back when its lease
+                    # runs out.
+                    log.error("cannot record the outcome of notification %d: %s",
+                              record.notification_id, answer)  # fmt: skip
 
     # --- outcomes --------------------------------------------------------------------
 

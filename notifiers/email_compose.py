@@ -24,13 +24,35 @@ from email.message import EmailMessage, Message
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
+from email.policy import Compat32
 from email.utils import formataddr, formatdate, make_msgid, parseaddr
+from typing import Any
 
 from notifiers.base import FileRef, Outgoing, PermanentError
 
 # Headers the outbox may set on a message; anything else in ``headers`` is not SMTP's.
 PASSED_HEADERS = ("Message-ID", "In-Reply-To", "References", "Auto-Submitted", "Reply-To")
-WIRE = policy.compat32.clone(linesep="\r\n")
+
+
+class _Wire(Compat32):
+    """compat32 on the wire (CRLF), with a short plain-ASCII header written as it is: the
+    library turns every header into a ``Header`` object to fold it, even one that fits on
+    its line, and that was a third of a message's cost. Anything longer, encoded or
+    holding a line break takes the library's way."""
+
+    def fold_binary(self, name: str, value: Any) -> bytes:
+        if (
+            isinstance(value, str)
+            and len(name) + len(value) < 76
+            and value.isascii()
+            and "\r" not in value
+            and "\n" not in value
+        ):
+            return f"{name}: {value}{self.linesep}".encode("ascii")
+        return super().fold_binary(name, value)
+
+
+WIRE = _Wire(linesep="\r\n")
 # Encoded words in base64: the library's default for UTF-8 ("shortest") measures the
 # quoted-printable form character by character at every fold, most of a message's cost.
 UTF8 = Charset("utf-8")
