@@ -42,6 +42,8 @@ from storage.models import utcnow
 from storage.write_path import WritePath
 
 log = logging.getLogger(__name__)
+RECORD_BATCH = 16  # outcomes worth writing at once without waiting for more
+RECORD_LINGER_SECONDS = 0.01
 
 
 class OutboxDispatcher(Runner[ClaimedRow]):
@@ -152,6 +154,10 @@ class OutboxDispatcher(Runner[ClaimedRow]):
 
     async def _record_all(self) -> None:
         while self._outcomes:
+            if len(self._outcomes) < RECORD_BATCH and not self._stopping.is_set():
+                # The message is out already; lingering a moment makes one transaction of
+                # several outcomes, which is what the writer's time goes on under load.
+                await asyncio.sleep(RECORD_LINGER_SECONDS)
             batch, self._outcomes = self._outcomes, []
             answers = await asyncio.gather(
                 *(self.writes.submit(record) for record in batch), return_exceptions=True
