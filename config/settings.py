@@ -328,7 +328,7 @@ class NotifierSettings(Section):
 class DispatchSettings(Section):
     enabled: bool = True
     max_attempts: int = Field(8, ge=1, le=100)
-    concurrency: int = Field(32, ge=1, le=1000)  # messages in flight at once, all channels
+    concurrency: int = Field(64, ge=1, le=1000)  # messages in flight at once, all channels
     retry_base_seconds: float = Field(30.0, gt=0)
     retry_max_seconds: float = Field(3600.0, gt=0)
     lease_seconds: float = Field(300.0, gt=0)  # a claim not recorded by then is retried
