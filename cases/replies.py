@@ -2,8 +2,9 @@
 
 The reply is queued on the outbox for the channel the customer wrote by (or the one the
 agent chose, at the customer's address for it), threaded under the customer's last mail
-for email, put on the case's timeline as an outbound message, and the case's first
-response is recorded the first time.
+for email (with the agent's files, already in the attachment store: email only), put on
+the case's timeline as an outbound message, and the case's first response is recorded the
+first time.
 """
 
 from __future__ import annotations
