@@ -89,7 +89,9 @@ async def test_mail_announced_during_a_batch_is_taken_in_the_same_round(
 
             await eventually(idle, what="the poller to idle")
         assert [row.raw for row in await inbound_rows(services)] == [first, late]
-        assert ingest.finished[1] - ingest.finished[0] < 1.0
+        # Taken in the round that found the first one (typically within a few ms), far
+        # sooner than the 120 s a timed search would need; loose for a busy CI machine.
+        assert ingest.finished[1] - ingest.finished[0] < 10.0
         assert len(await in_folder(imap_account, "Procesados")) == 2
         assert poller.state()["last_uid"] == 2
 
@@ -113,8 +115,10 @@ async def test_mail_never_announced_is_taken_within_poll_seconds(
             async def ingested() -> bool:
                 return [row.raw for row in await inbound_rows(services)] == [raw]
 
-            await eventually(ingested, within=poll_seconds + 3.0, what="the silent mail")
+            # Without a timed search it would wait for the IDLE refresh, 25 minutes; the
+            # margin over poll_seconds is for a busy CI machine.
+            await eventually(ingested, within=poll_seconds + 15.0, what="the silent mail")
             waited = time.monotonic() - appended
         # Dovecot did push it; the proxy hid every push, so a timed search found it.
         assert proxy.dropped, "the proxy hid no announcement: the test proves nothing"
-        assert waited < poll_seconds + 1.0
+        assert waited < poll_seconds + 15.0
