@@ -89,9 +89,8 @@ async def test_mail_announced_during_a_batch_is_taken_in_the_same_round(
 
             await eventually(idle, what="the poller to idle")
         assert [row.raw for row in await inbound_rows(services)] == [first, late]
-        # Taken in the round that found the first one (typically within a few ms), far
-        # sooner than the 120 s a timed search would need; loose for a busy CI machine.
-        assert ingest.finished[1] - ingest.finished[0] < 10.0
+        # Taken in the round that found the first one, not 120 s later by a timed search.
+        assert ingest.finished[1] - ingest.finished[0] < 1.0
         assert len(await in_folder(imap_account, "Procesados")) == 2
         assert poller.state()["last_uid"] == 2
 
@@ -99,7 +98,7 @@ async def test_mail_announced_during_a_batch_is_taken_in_the_same_round(
 async def test_mail_never_announced_is_taken_within_poll_seconds(
     services: Services, imap_account: DovecotAccount
 ) -> None:
-    poll_seconds = 1.5
+    poll_seconds = 4.0
     async with hiding_proxy(imap_account, hide="all") as (proxy, through_proxy):
         poller = poller_for(services, through_proxy, after="flag", poll_seconds=poll_seconds)
         async with running(poller):
@@ -115,10 +114,11 @@ async def test_mail_never_announced_is_taken_within_poll_seconds(
             async def ingested() -> bool:
                 return [row.raw for row in await inbound_rows(services)] == [raw]
 
-            # Without a timed search it would wait for the IDLE refresh, 25 minutes; the
-            # margin over poll_seconds is for a busy CI machine.
+            # Without a timed search it would wait for the IDLE refresh, 25 minutes.
             await eventually(ingested, within=poll_seconds + 15.0, what="the silent mail")
             waited = time.monotonic() - appended
-        # Dovecot did push it; the proxy hid every push, so a timed search found it.
+        # Dovecot did push it; the proxy hid every push, so a timed search found it: within
+        # poll_seconds of the append, plus the search and the ingest themselves (which took
+        # over a second on a loaded CI machine).
         assert proxy.dropped, "the proxy hid no announcement: the test proves nothing"
-        assert waited < poll_seconds + 15.0
+        assert waited < poll_seconds + 3.0
