@@ -85,7 +85,9 @@ class Executor:
         return [self.run_one(conn, op, ctx) for op in ops]
 
     def run_one(self, conn: Connection, op: Any, ctx: WriteContext) -> Any:
-        raise NotImplementedError
+        # Reached only by an executor that overrides neither method: a wiring mistake,
+        # answered as that operation's failure like any other error.
+        raise TypeError(f"{type(self).__name__} implements neither run_one nor run")
 
     def failed(self, conn: Connection, op: Any, error: Exception, ctx: WriteContext) -> Any:
         """The answer for ``op`` after it failed alone, written in a fresh savepoint, or
