@@ -110,11 +110,8 @@ class EmailNotifier:
             # Refused before any message was offered (greeting, STARTTLS, a wrong login):
             # the relay's or our configuration's fault, never the message's, so the rows
             # wait for it to be fixed rather than fail for good.
-            what = (
-                "login refused"
-                if isinstance(exc, aiosmtplib.SMTPAuthenticationError)
-                else ("connection refused")
-            )
+            login = isinstance(exc, aiosmtplib.SMTPAuthenticationError)
+            what = "login refused" if login else "connection refused"
             log.error("SMTP %s by %s:%d: %d %s", what, cfg.host, cfg.port, exc.code, exc.message)
             raise TransientError(
                 f"SMTP {what}: {exc.code} {exc.message}", code=str(exc.code), response=exc.message
