@@ -122,7 +122,8 @@ PDF = b"%PDF-1.4\n% factura de prueba\n" + bytes(range(256)) * 8
 async def test_a_reply_carries_its_attachments_by_email(
     services: Services, client: Client, make_token: TokenFactory
 ) -> None:
-    from tests.notifiers.test_dispatch_email import dispatcher_for, email_to, running, until
+    from tests.notifiers.dispatch_support import dispatcher_for, running, until
+    from tests.notifiers.test_dispatch_email import email_to
 
     number = await mail_case(services, f"{uuid.uuid4().hex}@cliente.example.org")
     api = await api_for(client, make_token)

@@ -4,25 +4,22 @@ attempts."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry
 from sqlalchemy import select, update
 
 from config.app import Services
 from notifiers.base import Notifier
 from notifiers.dispatcher import OutboxDispatcher
-from notifiers.metrics import DispatchMetrics
 from notifiers.outbox import OutboundRequest, Outbox
-from notifiers.retry import RetryPolicy
 from notifiers.templates import TemplateRenderer
 from storage.models import DeliveryAttempt, Notification, Technician, TechnicianChannel, utcnow
+from tests.notifiers import dispatch_support
+from tests.notifiers.dispatch_support import until
 
 
 def push_outbox(directory: Path) -> Outbox:
@@ -77,26 +74,7 @@ async def enqueue_push(
 
 
 def dispatcher_for(services: Services, notifiers: Mapping[str, Notifier]) -> OutboxDispatcher:
-    return OutboxDispatcher(
-        services.writes,
-        notifiers,
-        RetryPolicy(max_attempts=3, base_seconds=30, max_seconds=60),
-        DispatchMetrics(CollectorRegistry()),
-        owner="push-test",
-        poll_seconds=0.1,
-    )
-
-
-@asynccontextmanager
-async def running(dispatcher: OutboxDispatcher) -> AsyncIterator[OutboxDispatcher]:
-    await dispatcher.start_notifiers()
-    task = asyncio.create_task(dispatcher.run())
-    try:
-        yield dispatcher
-    finally:
-        await dispatcher.stop()
-        await task
-        await dispatcher.stop_notifiers()
+    return dispatch_support.dispatcher_for(services, notifiers, owner="push-test", poll_seconds=0.1)
 
 
 async def row(services: Services, row_id: int) -> Notification:
@@ -124,14 +102,6 @@ async def channels(services: Services, technician_id: int) -> list[tuple[str, st
             .order_by(TechnicianChannel.position)
         )
         return [(r.channel, r.address) for r in found]
-
-
-async def until(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("timed out")
-        await asyncio.sleep(0.05)
 
 
 async def settled(services: Services, *row_ids: int) -> None:

@@ -3,22 +3,19 @@ writes from a phone (and so is acknowledged by SMS), and reads of the outbox."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from prometheus_client import CollectorRegistry
 from sqlalchemy import insert, select, update
 
 from config.app import Services
 from config.outbound_parts import build_notifiers
 from intake.message import AcceptResult, Address, Channel, InboundMessage
 from notifiers.dispatcher import OutboxDispatcher
-from notifiers.metrics import DispatchMetrics
-from notifiers.retry import RetryPolicy
 from storage.models import DeliveryAttempt, Notification, utcnow
+from tests.notifiers.dispatch_support import dispatcher_for, running
 
 PHONE = "+5491155550123"
 
@@ -27,24 +24,10 @@ PHONE = "+5491155550123"
 async def dispatching(services: Services, **kw: Any) -> AsyncIterator[OutboxDispatcher]:
     """The notifiers the settings configure, driven by a dispatcher that is poked by
     every commit (so tests wait on rows, not on polls)."""
-    dispatcher = OutboxDispatcher(
-        services.writes,
-        build_notifiers(services.settings),
-        RetryPolicy(max_attempts=3, base_seconds=30, max_seconds=60),
-        DispatchMetrics(CollectorRegistry()),
-        owner="test",
-        poll_seconds=0.2,
-        **kw,
-    )
+    dispatcher = dispatcher_for(services, build_notifiers(services.settings), **kw)
     services.writes.listeners.append(lambda ops: dispatcher.poke())
-    await dispatcher.start_notifiers()
-    task = asyncio.create_task(dispatcher.run())
-    try:
+    async with running(dispatcher):
         yield dispatcher
-    finally:
-        await dispatcher.stop()
-        await task
-        await dispatcher.stop_notifiers()
 
 
 async def accept_from_phone(services: Services, phone: str = PHONE) -> AcceptResult:
@@ -80,14 +63,6 @@ async def attempts(services: Services) -> list[DeliveryAttempt]:
             .order_by(DeliveryAttempt.id)
         )
         return list(found.all())
-
-
-async def until(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("timed out")
-        await asyncio.sleep(0.05)
 
 
 def statuses(services: Services, *wanted: str) -> Callable[[], Awaitable[bool]]:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,29 +17,13 @@ from config.app import Services
 from config.settings import MailboxSettings, Settings
 from intake.message import AcceptResult, Address, Channel, InboundMessage
 from notifiers.base import Delivered, Outgoing, TransientError
-from notifiers.dispatcher import OutboxDispatcher
 from notifiers.email import EmailConfig, EmailNotifier
-from notifiers.metrics import DispatchMetrics
-from notifiers.retry import RetryPolicy
 from storage.models import DeliveryAttempt, Notification, OptOut, utcnow
 from tests.conftest import make_settings
+from tests.notifiers.dispatch_support import dispatcher_for, running, until
 from tests.notifiers.smtp_sink import Sink, smtp_sink
 
 pytestmark = pytest.mark.writer_process
-
-
-def dispatcher_for(services: Services, notifiers: dict[str, Any], **kw: Any) -> OutboxDispatcher:
-    from prometheus_client import CollectorRegistry
-
-    return OutboxDispatcher(
-        services.writes,
-        notifiers,
-        kw.pop("policy", RetryPolicy(max_attempts=3, base_seconds=30, max_seconds=60)),
-        DispatchMetrics(CollectorRegistry()),
-        owner=kw.pop("owner", "test"),
-        poll_seconds=kw.pop("poll_seconds", 0.2),
-        **kw,
-    )
 
 
 def email_to(sink: Sink, **kw: Any) -> EmailNotifier:
@@ -54,18 +36,6 @@ def email_to(sink: Sink, **kw: Any) -> EmailNotifier:
             **kw,
         )
     )
-
-
-@asynccontextmanager
-async def running(dispatcher: OutboxDispatcher) -> AsyncIterator[OutboxDispatcher]:
-    await dispatcher.start_notifiers()
-    task = asyncio.create_task(dispatcher.run())
-    try:
-        yield dispatcher
-    finally:
-        await dispatcher.stop()
-        await task
-        await dispatcher.stop_notifiers()
 
 
 async def accept(services: Services, email: str = "ana@example.com", **kw: Any) -> AcceptResult:
@@ -93,14 +63,6 @@ async def attempts(services: Services) -> list[DeliveryAttempt]:
     async with services.db.session() as session:
         found = await session.scalars(select(DeliveryAttempt).order_by(DeliveryAttempt.id))
         return list(found.all())
-
-
-async def until(check: Any, within: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("timed out")
-        await asyncio.sleep(0.05)
 
 
 async def status_is(services: Services, *wanted: str) -> bool:

@@ -17,8 +17,9 @@ from notifiers.dispatcher import OutboxDispatcher
 from notifiers.metrics import DispatchMetrics
 from notifiers.retry import RetryPolicy
 from storage.models import Notification, OptOut, utcnow
+from tests.notifiers.dispatch_support import running, until
 from tests.notifiers.smtp_sink import smtp_sink
-from tests.notifiers.test_dispatch_email import accept, email_to, rows, running, until
+from tests.notifiers.test_dispatch_email import accept, email_to, rows
 
 pytestmark = pytest.mark.writer_process
 EMAIL = {"channel": "email", "provider": "email"}

@@ -14,15 +14,9 @@ from config.app import Services
 from config.outbound_parts import build_notifiers
 from config.settings import Settings
 from tests.email.test_smtp_support import self_signed
+from tests.notifiers.dispatch_support import dispatcher_for, running, until
 from tests.notifiers.smtp_sink import smtp_sink
-from tests.notifiers.test_dispatch_email import (
-    accept,
-    dispatcher_for,
-    rows,
-    running,
-    status_is,
-    until,
-)
+from tests.notifiers.test_dispatch_email import accept, rows, status_is
 
 pytestmark = pytest.mark.writer_process
 USERS = {"relay@example.com": "s3creto"}

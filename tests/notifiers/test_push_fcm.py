@@ -13,6 +13,7 @@ import pytest
 from config.app import Services
 from notifiers.base import Outgoing, TransientError
 from notifiers.push_fcm import FcmConfig, FcmNotifier
+from tests.notifiers.dispatch_support import running
 from tests.notifiers.push_peers import HANG, FcmService, Reply, fcm_error, serving
 from tests.notifiers.push_support import (
     add_technician,
@@ -25,7 +26,6 @@ from tests.notifiers.push_support import (
     make_due,
     push_outbox,
     row,
-    running,
     settled,
     summary,
 )

@@ -11,6 +11,7 @@ import pytest
 from config.app import Services
 from notifiers.base import Outgoing, PermanentError
 from notifiers.push_ntfy import NtfyConfig, NtfyNotifier, header_value
+from tests.notifiers.dispatch_support import running
 from tests.notifiers.push_peers import HANG, NtfyServer, Reply, serving
 from tests.notifiers.push_support import (
     add_technician,
@@ -23,7 +24,6 @@ from tests.notifiers.push_support import (
     make_due,
     push_outbox,
     row,
-    running,
     settled,
     summary,
 )

@@ -25,6 +25,7 @@ from notifiers.push_webpush import (
     WebPushNotifier,
     fitted_payload,
 )
+from tests.notifiers.dispatch_support import running
 from tests.notifiers.push_peers import HANG, Reply, WebPushService, serving
 from tests.notifiers.push_support import (
     add_technician,
@@ -37,7 +38,6 @@ from tests.notifiers.push_support import (
     make_due,
     push_outbox,
     row,
-    running,
     settled,
     summary,
 )

@@ -16,6 +16,7 @@ from config.settings import Settings
 from notifiers.sms_generic import find_path
 from storage.models import utcnow
 from tests.conftest import make_settings
+from tests.notifiers.dispatch_support import until
 from tests.notifiers.sms_fakes import GATEWAY_TOKEN, FakeGateway, fake_gateway
 from tests.notifiers.sms_helpers import (
     PHONE,
@@ -24,7 +25,6 @@ from tests.notifiers.sms_helpers import (
     dispatching,
     rows,
     statuses,
-    until,
 )
 
 pytestmark = pytest.mark.writer_process

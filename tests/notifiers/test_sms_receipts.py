@@ -17,6 +17,7 @@ from config.settings import Settings
 from notifiers.sms_signatures import twilio_signature, vonage_signature
 from storage.db import StorageUnavailable
 from tests.conftest import make_settings
+from tests.notifiers.dispatch_support import until
 from tests.notifiers.sms_fakes import (
     TWILIO_SID,
     TWILIO_TOKEN,
@@ -33,7 +34,6 @@ from tests.notifiers.sms_helpers import (
     rows,
     sent_sms,
     statuses,
-    until,
 )
 
 pytestmark = pytest.mark.writer_process

@@ -14,6 +14,7 @@ from config.app import Services
 from config.settings import Settings
 from storage.models import OptOut, utcnow
 from tests.conftest import make_settings
+from tests.notifiers.dispatch_support import until
 from tests.notifiers.sms_fakes import TWILIO_SID, TWILIO_TOKEN, FakeTwilio, fake_twilio
 from tests.notifiers.sms_helpers import (
     PHONE,
@@ -23,7 +24,6 @@ from tests.notifiers.sms_helpers import (
     make_due,
     rows,
     statuses,
-    until,
 )
 
 pytestmark = pytest.mark.writer_process

@@ -16,6 +16,7 @@ from notifiers.base import Outgoing
 from notifiers.sms_vonage import VonageConfig, VonageNotifier
 from storage.models import utcnow
 from tests.conftest import make_settings
+from tests.notifiers.dispatch_support import until
 from tests.notifiers.sms_fakes import VONAGE_KEY, VONAGE_SECRET, FakeVonage, fake_vonage
 from tests.notifiers.sms_helpers import (
     accept_from_phone,
@@ -24,7 +25,6 @@ from tests.notifiers.sms_helpers import (
     make_due,
     rows,
     statuses,
-    until,
 )
 
 pytestmark = pytest.mark.writer_process

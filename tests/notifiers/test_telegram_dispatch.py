@@ -21,15 +21,9 @@ from notifiers.outbox import OutboundRequest, Outbox
 from notifiers.retry import RetryPolicy
 from notifiers.telegram import TelegramConfig, TelegramNotifier
 from storage.models import Notification, Technician, TechnicianChannel, utcnow
+from tests.notifiers.dispatch_support import dispatcher_for, running, until
 from tests.notifiers.telegram_api import TOKEN, BotApi, bot_api
-from tests.notifiers.test_dispatch_email import (
-    attempts,
-    dispatcher_for,
-    make_due,
-    rows,
-    running,
-    until,
-)
+from tests.notifiers.test_dispatch_email import attempts, make_due, rows
 
 pytestmark = [
     pytest.mark.writer_process,
