@@ -257,6 +257,21 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(20))  # admin | ops | agent | intake
     technician_id: Mapped[int | None] = mapped_column(ForeignKey("technicians.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The web console's sign-in (argon2); None: this user signs in with tokens only.
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+
+
+class ConsoleSession(Base):
+    """A signed-in browser: the cookie's SHA-256, its user, and the CSRF token its forms
+    carry."""
+
+    __tablename__ = "console_sessions"
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
 
 
 class ApiToken(Base):
@@ -413,8 +428,17 @@ class Notification(Base):
     __tablename__ = "notifications"
     __table_args__ = (
         Index("ix_notifications_due", "status", "next_attempt_at"),
-        Index("ix_notifications_created", "created_at"),
-        Index("ix_notifications_case", "case_id"),
+        # The log's list is ordered by (created_at, id); each filter's index ends with that
+        # key so that a page at any depth is one index range (storage.log_queries).
+        Index("ix_notifications_list", "created_at", "id"),
+        Index("ix_notifications_status_list", "status", "created_at", "id"),
+        Index("ix_notifications_channel_list", "channel", "created_at", "id"),
+        Index("ix_notifications_trigger_list", "trigger", "created_at", "id"),
+        Index("ix_notifications_template_list", "template", "created_at", "id"),
+        Index("ix_notifications_provider_list", "provider", "created_at", "id"),
+        Index("ix_notifications_case_list", "case_id", "created_at", "id"),
+        Index("ix_notifications_resend_list", "resend_of", "created_at", "id"),
+        Index("ix_notifications_sent_list", "sent_at", "id"),
         Index("ix_notifications_recipient_created", "recipient", "created_at"),
         Index("ix_notifications_customer_created", "customer_id", "created_at"),
     )
@@ -492,6 +516,34 @@ class SavedFilter(Base):
     name: Mapped[str] = mapped_column(String(200))
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ResendJob(Base):
+    """A bulk resend: the selection frozen when it was asked for, and how far it got.
+
+    ``selection`` is either ``{"ids": [...]}`` or ``{"params": {...}, "max_id": N}`` (the
+    log's filters over rows that existed then); ``position`` is the last original row
+    handled, advanced in the same transaction as the rows it queued, so a restart resumes
+    exactly there. ``skipped`` counts the rows not resent by reason.
+    """
+
+    __tablename__ = "resend_jobs"
+    __table_args__ = (Index("ix_resend_jobs_status", "status"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    requested_by: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(Text)
+    selection: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    as_sent: Mapped[bool] = mapped_column(Boolean, default=False)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    status: Mapped[str] = mapped_column(String(12), default="running")  # running|done|cancelled
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    done: Mapped[int] = mapped_column(Integer, default=0)  # rows handled: queued + skipped
+    queued: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[dict[str, Any]] = mapped_column(default=dict)  # reason → count
+    position: Mapped[Any] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column()
 
 
 # --- channel state --------------------------------------------------------------------

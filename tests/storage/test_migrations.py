@@ -21,7 +21,9 @@ async def test_upgrade_matches_models(db_url: str) -> None:
         async with engine.connect() as conn:
 
             def diff(sync_conn: Any) -> list[Any]:
-                context = MigrationContext.configure(sync_conn, opts={"compare_type": True})
+                context = MigrationContext.configure(
+                    sync_conn, opts={"compare_type": True, "include_object": migrate.modelled}
+                )
                 return list(compare_metadata(context, Base.metadata))
 
             assert await conn.run_sync(diff) == []
