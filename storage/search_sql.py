@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, literal_column, text
+from sqlalchemy import ColumnElement, Integer, bindparam, column, literal_column, text
 
 # The indexed document: the same expression in the migration and in every query.
 FTS_DOCUMENT_PG = (
@@ -60,7 +60,7 @@ def matches(dialect: str, query: str, id_column: Any) -> ColumnElement[bool]:
         found: ColumnElement[bool] = id_column.in_(
             text("SELECT rowid FROM notifications_fts WHERE notifications_fts MATCH :fts")
             .bindparams(bindparam("fts", expression))
-            .columns()
+            .columns(column("rowid", Integer))
         )
         return found
     expression = tsquery(query)
