@@ -234,7 +234,7 @@ async def test_roles_intake_sees_nothing_and_agents_their_own_cases(
     assert (await intake.call("GET", LIST))[0] == 403
     agent = await api_for(client, make_token, "agent")
     assert await all_ids(agent, "") == []  # an agent without a technician sees nothing
-    number, case_id = next(iter(seeded.cases.items()))
+    case_id = next(iter(seeded.cases.values()))
     async with services.db.session() as session, session.begin():
         await session.execute(
             update(User).where(User.name.like("test-agent-%")).values(technician_id=1)
