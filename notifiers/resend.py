@@ -43,7 +43,7 @@ ORIGINAL_FIELDS = (
     Notification.headers, Notification.context, Notification.case_id,
     Notification.customer_id, Notification.status, Notification.provider,
     Notification.audience, Notification.technician_id, Notification.attachments,
-    Notification.segments,
+    Notification.segments, Notification.created_at,
 )  # fmt: skip
 
 
