@@ -43,7 +43,7 @@ async def seed_sent(db_url: str) -> None:
             "context": {},
             "fallback": [],
             "attachments": [],
-        }  # fmt: skip
+        }
         for n in range(ROWS)
     ]
     engine = create_async_engine(db_url)
@@ -59,13 +59,13 @@ async def test_a_bulk_resend_killed_mid_job_resumes_and_queues_each_row_once(
 ) -> None:
     await seed_sent(db_url)
     ops = await asyncio.to_thread(token, daemon, "crash-ops", "ops")
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {ops}"}) as session:
-        async with session.post(
-            f"{daemon.base}/api/v1/notifications/resend",
-            json={"filter": {"status": "sent", "channel": "sms"}, "as_sent": True},
-        ) as resp:
-            body = await resp.json()
-            assert resp.status == 202, body
+    selection = {"filter": {"status": "sent", "channel": "sms"}, "as_sent": True}
+    async with (
+        aiohttp.ClientSession(headers={"Authorization": f"Bearer {ops}"}) as session,
+        session.post(f"{daemon.base}/api/v1/notifications/resend", json=selection) as resp,
+    ):
+        body = await resp.json()
+        assert resp.status == 202, body
     job_id = body["job"]["id"]
     assert body["job"]["total"] == ROWS
     for _ in range(3000):  # kill once some steps have committed and others have not
