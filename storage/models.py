@@ -439,6 +439,8 @@ class Notification(Base):
         Index("ix_notifications_case_list", "case_id", "created_at", "id"),
         Index("ix_notifications_resend_list", "resend_of", "created_at", "id"),
         Index("ix_notifications_sent_list", "sent_at", "id"),
+        # A delivery receipt that names only the provider's message id finds its row.
+        Index("ix_notifications_provider_id", "provider_id"),
         Index("ix_notifications_recipient_created", "recipient", "created_at"),
         Index("ix_notifications_customer_created", "customer_id", "created_at"),
     )

@@ -5,6 +5,7 @@ console sign-in.
   list's key (created_at, id), so any page, however deep, is an index range.
 - Free text over recipient, subject and body: an FTS5 table kept in step by triggers on
   SQLite; a GIN index over the same text as a ``simple`` tsvector on PostgreSQL.
+- ``provider_id`` indexed: a delivery receipt naming only the provider's id finds its row.
 - ``resend_jobs``: a bulk resend, its frozen selection and its progress (so it survives a
   restart and queues each row once).
 - ``users.password_hash`` and ``console_sessions`` for the web console's sign-in.
@@ -38,6 +39,7 @@ LIST_INDEXES = {
     "ix_notifications_case_list": ("case_id", "created_at", "id"),
     "ix_notifications_resend_list": ("resend_of", "created_at", "id"),
     "ix_notifications_sent_list": ("sent_at", "id"),
+    "ix_notifications_provider_id": ("provider_id",),
 }
 REPLACED = {
     "ix_notifications_created": ("created_at",),
