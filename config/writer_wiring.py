@@ -52,6 +52,7 @@ from notifiers.delivery_ops import (
 from notifiers.fallback import NextChannel
 from notifiers.outbox import Outbox
 from notifiers.receipts import ApplyReceipt, ReceiptRecorder
+from notifiers.retention_ops import LogPruner, PruneLog
 from notifiers.suppression import Suppression
 from notifiers.templates import TemplateRenderer
 from routing.engine import RuleEngine
@@ -116,6 +117,7 @@ class WriterSpec:
             ),
             ApplyReceipt: ReceiptRecorder(NextChannel(outbox)),
             SetTechnicianChannels: ChannelsWriter(),
+            PruneLog: LogPruner(),
         }
 
     def runner(self, renderer: TemplateRenderer | None = None) -> TransactionRunner:
