@@ -23,6 +23,7 @@ from aiohttp import web
 from config.app import Services, build_http_app, open_services
 from config.email_parts import build_email_parts
 from config.outbound_parts import build_dispatcher, watch_outbox
+from config.scheduled_parts import build_scheduled_parts
 from config.settings import Settings
 from config.systemd import SystemdNotifier
 from notifiers.templates import TemplateError
@@ -100,6 +101,7 @@ class Daemon:
         dispatcher = (
             build_dispatcher(self.settings, services) if self.settings.dispatch.enabled else None
         )
+        scheduled = build_scheduled_parts(self.settings, services)
         exit_code = 0
         try:
             async with asyncio.TaskGroup() as group:
@@ -124,6 +126,11 @@ class Daemon:
                         group.create_task(self._part("dispatcher", dispatcher.run())),
                         group.create_task(watch_outbox(services, dispatcher)),
                     ]
+                housekeeping = [
+                    group.create_task(self._part(name, runner.run()))
+                    for name, runner in scheduled.runners.items()
+                ]
+                await scheduled.scheduler.start()
                 gc.freeze()  # long-lived objects out of full collections: see writer_process
                 self.notifier.ready("accepting messages")
                 watchdog = group.create_task(self._watchdog())
@@ -136,6 +143,9 @@ class Daemon:
                 # but did not commit stays in the mailbox for next time.
                 for poller in pollers:
                     poller.cancel()
+                await scheduled.stop()  # a retention batch in flight still commits
+                for task in housekeeping:
+                    await task
                 await runner.cleanup()
                 if email.smtp is not None:
                     await email.smtp.stop()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -21,48 +21,12 @@ from notifiers.retention_ops import Pruned, PruneLog, ResendHolds, deletions, pr
 from storage.explain import query_plan
 from storage.models import DeliveryAttempt, Notification, ResendJob, utcnow
 from tests.notifiers.dispatch_support import until
+from tests.notifiers.retention_support import OLD, add_row
 
 pytestmark = pytest.mark.writer_process
 
 NOW = utcnow()
-OLD = NOW - timedelta(days=400)
 CUTOFF = NOW - timedelta(days=365)
-
-
-async def add_row(
-    services: Services,
-    created: datetime,
-    status: str = "sent",
-    *,
-    attempts: int = 0,
-    resend_of: int | None = None,
-) -> int:
-    """One notification created at ``created``, with ``attempts`` delivery attempts."""
-    async with services.db.session() as session, session.begin():
-        row_id: int = await session.scalar(
-            insert(Notification)
-            .values(
-                channel="email",
-                trigger="manual" if resend_of else "auto",
-                template="ack",
-                recipient="ana@example.com",
-                subject="Caso recibido",
-                body="Hemos recibido su mensaje.",
-                provider="email",
-                status=status,
-                created_at=created,
-                next_attempt_at=created,
-                resend_of=resend_of,
-            )
-            .returning(Notification.id)
-        )
-        for _ in range(attempts):
-            await session.execute(
-                insert(DeliveryAttempt).values(
-                    notification_id=row_id, started_at=created, outcome="sent", provider="email"
-                )
-            )
-    return row_id
 
 
 async def old_rows(services: Services, count: int, **kw: Any) -> list[int]:
