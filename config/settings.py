@@ -339,7 +339,7 @@ class LogSettings(Section):
     """The outbound log's retention: rows older than ``keep_days`` are deleted with their
     attempts, ``prune_batch`` rows per transaction, by a job every ``prune_every_minutes``."""
 
-    keep_days: int = Field(365, ge=0)  # 0 = keep forever (no retention job)
+    keep_days: int = Field(365, ge=0, le=36_500)  # 0 = keep forever (no retention job)
     prune_batch: int = Field(500, ge=1, le=10_000)
     prune_every_minutes: float = Field(60.0, gt=0)
 
