@@ -19,7 +19,7 @@ from config.app import Services
 from config.cli_log_select import UsageError, acting_user, given_params, option_of, usage
 from config.cli_output import json_out, when
 from console.log_schemas import saved_filter
-from storage.log_filters import parse_filters
+from storage.log_filters import FILTER_PARAMS, parse_filters
 from storage.log_queries import get_saved_filter, list_saved_filters
 from storage.operations import OperationRefused
 from storage.paging import QueryError
@@ -27,9 +27,11 @@ from storage.saved_filters import DeleteFilter, SaveFilter
 
 
 def as_options(params: Mapping[str, Any]) -> str:
-    """A filter's params as the options that select the same rows."""
+    """A filter's params as the options that select the same rows, in the options' order
+    (a JSONB column keeps no order of its own)."""
     words: list[str] = []
-    for name, value in params.items():
+    for name in sorted(params, key=lambda p: FILTER_PARAMS.index(p) if p in FILTER_PARAMS else 99):
+        value = params[name]
         if name == "sent":
             words.append("--sent" if str(value) == "true" else "--not-sent")
         else:

@@ -1,5 +1,5 @@
 """What the CLI's operator commands share: short cells, times, JSON, paged tables and the
-outbox statuses' colours."""
+outbox statuses' colours on a terminal."""
 
 from __future__ import annotations
 
@@ -24,10 +24,11 @@ def when(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value is not None else ""
 
 
-# SGR codes: sent green, failed and dead red, still on their way yellow, suppressed dim.
+# SGR codes of the outbox statuses and delivery attempts' outcomes: sent green, failed,
+# dead and permanent red, still on their way (or to be tried again) yellow, suppressed dim.
 STATUS_COLOURS = {
-    "sent": "32", "failed": "31", "dead": "31", "pending": "33", "sending": "33",
-    "suppressed": "2",
+    "sent": "32", "failed": "31", "dead": "31", "permanent": "31", "pending": "33",
+    "sending": "33", "transient": "33", "suppressed": "2",
 }  # fmt: skip
 
 
