@@ -139,6 +139,8 @@ async def cmd_log_resend(services: Services, args: argparse.Namespace, out: Text
         where = f"{option_of(exc.field)}: " if exc.field else ""
         print(f"refused: {where}{exc.message}", file=out)
         return 2 if exc.kind == "invalid" else 1
+    if started.total != count and not started.repeated:  # capped count, or rows since
+        print(f"job {started.job_id} takes {started.total:,} messages", file=out)
     if started.repeated:
         print(f"--key {short(key, 40)} was used before: following job {started.job_id}, "
               "which it started", file=out)  # fmt: skip

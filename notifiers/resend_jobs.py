@@ -263,6 +263,11 @@ class ResendJobRunner(Runner[int]):
                 queued += step.queued
                 if step.finished:
                     break
+                if self._stopping.is_set():
+                    # Stopping: end after this step rather than run the job out during the
+                    # grace period; the job is resumed from its position at the next poll.
+                    log.info("resend job %d: stopped between steps; it resumes later", item)
+                    break
             log.info("resend job %d: %d resend(s) queued here", item, queued)
         finally:
             self._busy.discard(item)

@@ -19,7 +19,8 @@ from config import cli_log_resend
 from config.app import Services
 from console.log_csv import CSV_COLUMNS
 from console.log_schemas import log_detail
-from storage.log_queries import get_notification
+from notifiers.resend_jobs import STEP_ROWS, JobStarted, ResendJobRunner, StartResendJob
+from storage.log_queries import get_job, get_notification
 from storage.models import Case, DeliveryAttempt, Notification, ResendJob
 from tests.console.log_support import Seeded, seed_log
 from tests.console.test_case_operations import new_case
@@ -363,6 +364,20 @@ async def test_interrupted_resend_leaves_the_job_running(
     async with services.db.session() as session:
         job = (await session.execute(select(ResendJob))).scalar_one()
     assert (job.status, job.total) == ("running", len(sent))
+
+
+async def test_a_stopping_runner_ends_the_job_between_steps(services: Services) -> None:
+    """What lets Ctrl-C end the command at once: its runner stops after the current step
+    instead of running the job out, and the job stays running for the daemon."""
+    started: JobStarted = await services.writes.submit(
+        StartResendJob({"ids": [10**9 + n for n in range(STEP_ROWS * 2 + 1)]}, "ops-ana")
+    )
+    runner = ResendJobRunner(services.db, services.writes)
+    await runner.stop()
+    await runner.process(started.job_id)
+    job = await services.db.read(get_job, started.job_id)
+    assert job is not None
+    assert (job.status, job.done, job.skipped) == ("running", STEP_ROWS, {"not found": STEP_ROWS})
 
 
 # --- saved filters -------------------------------------------------------------------------
