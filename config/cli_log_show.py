@@ -52,18 +52,20 @@ def _fields(detail: LogDetail, colour: bool) -> list[tuple[str, Any]]:
 
 def _message(detail: LogDetail, html: bool, out: TextIO) -> None:
     print("\nmessage:", file=out)
-    for name, value in message_headers(detail).items():
+    headers = message_headers(detail)
+    for name, value in headers.items():
         print(f"  {name}: {value}", file=out)
-    print(file=out)
+    if headers:
+        print(file=out)
     for line in detail.body.rstrip().splitlines() or ["(no text)"]:
-        print(f"  {line}", file=out)
+        print(f"  {line}".rstrip(), file=out)
     for a in detail.attachments:
         print(f"  [attachment] {a.get('filename')} ({a.get('content_type')}, "
               f"{a.get('size')} B)", file=out)  # fmt: skip
     if detail.html and html:
         print("\nhtml:", file=out)
         for line in detail.html.rstrip().splitlines():
-            print(f"  {line}", file=out)
+            print(f"  {line}".rstrip(), file=out)
     elif detail.html:
         print("  [HTML part not shown: add --html]", file=out)
 
