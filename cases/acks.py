@@ -1,8 +1,8 @@
 """Which acknowledgement a new case gets, or why it gets none (loop protection).
 
-The customer hears back on the channel they can be reached on: email when they gave an
-address, else SMS. Automatic messages and imports are never acknowledged; the reason is
-recorded on the case instead.
+The customer hears back on the channel they can be reached on: a Telegram message in its
+chat, else email when they gave an address, else SMS. Automatic messages and imports are
+never acknowledged; the reason is recorded on the case instead.
 """
 
 from __future__ import annotations
@@ -34,6 +34,13 @@ def acknowledgement_for(w: Work, catalog: CatalogSnapshot) -> OutboundRequest | 
         "customer_name": msg.sender.name,
         "category": category.public_name if category else "",
     }
+    if msg.channel.value == "telegram" and (msg.conversation_key or msg.sender.telegram_id):
+        # Answered in the chat it came from (a group's, when groups are taken); the
+        # customer's other identities (a shared phone) are not where they wrote.
+        chat = msg.conversation_key or msg.sender.telegram_id or ""
+        return OutboundRequest(
+            "telegram", "ack_telegram", msg.language, chat, context, w.case_id, w.customer_id
+        )
     if msg.sender.email:
         # Threaded under the customer's own mail, so their client shows our answer there.
         thread = (msg.external_id, *msg.in_reply_to) if msg.channel.value == "email" else ()

@@ -26,6 +26,7 @@ from config.outbound_parts import build_dispatcher, build_resend_jobs, watch_out
 from config.scheduled_parts import build_scheduled_parts
 from config.settings import Settings
 from config.systemd import SystemdNotifier
+from config.telegram_parts import build_telegram_parts
 from notifiers.templates import TemplateError
 
 log = logging.getLogger("ventanilla.daemon")
@@ -67,8 +68,14 @@ class Daemon:
             signal.SIGHUP, lambda: asyncio.ensure_future(self._reload(services))
         )
         http = self.settings.http
+        telegram = build_telegram_parts(
+            self.settings, services.writer, services.attachments, services.db
+        )
+        app = build_http_app(services)
+        app.add_routes(telegram.routes())  # POST /webhooks/telegram in webhook mode
+        services.readiness.update(telegram.readiness())
         runner = web.AppRunner(
-            build_http_app(services),
+            app,
             handle_signals=False,
             shutdown_timeout=self.settings.daemon.shutdown_timeout_seconds,
             access_log=logging.getLogger("aiohttp.access"),
@@ -120,6 +127,12 @@ class Daemon:
                     group.create_task(self._part(f"IMAP account {name}", poller.run()))
                     for name, poller in email.pollers.items()
                 ]
+                # Runs until stopped, also after a rejected token (reported by /readyz).
+                chat = (
+                    group.create_task(self._part("telegram", telegram.run()))
+                    if telegram.active
+                    else None
+                )
                 dispatching: list[asyncio.Task[None]] = []
                 if dispatcher is not None:
                     await dispatcher.start_notifiers()
@@ -145,6 +158,10 @@ class Daemon:
                 # but did not commit stays in the mailbox for next time.
                 for poller in pollers:
                     poller.cancel()
+                if chat is not None:
+                    # The batch in hand is committed and its offset confirmed first.
+                    await telegram.stop()
+                    await chat
                 await scheduled.stop()  # a retention batch in flight still commits
                 for task in housekeeping:
                     await task

@@ -9,6 +9,7 @@ everything once. Problems are collected as ``ConfigProblem`` (key path + message
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -120,11 +121,31 @@ class TelegramSettings(Section):
     # connect, send and answer may take before the attempt counts as a transient failure.
     concurrency: int = Field(8, ge=1, le=64)
     timeout_seconds: float = Field(15.0, gt=0)
+    # Inbound (intake.telegram): customers' messages become cases; false only sends.
+    intake: bool = True
+    # Group chats are declined with a polite reply unless allowed.
+    allow_groups: bool = False
+    # Loop protection: messages a chat may send a minute before they are recorded without
+    # an acknowledgement (0 = no limit).
+    max_messages_per_minute: int = Field(20, ge=0)
+    # Long polling: how long one getUpdates call waits for updates (Bot API ``timeout``).
+    poll_timeout_seconds: int = Field(30, ge=0, le=50)
 
     @model_validator(mode="after")
     def _token_when_enabled(self) -> TelegramSettings:
         if self.enabled and not self.token:
             raise ValueError("enabled = true needs the bot's token (token or token_file)")
+        if self.enabled and self.intake and self.mode == "webhook":
+            # Bot API setWebhook: secret_token is 1-256 of A-Z, a-z, 0-9, _ and -.
+            if not self.webhook_secret:
+                raise ValueError(
+                    'mode = "webhook" needs webhook_secret (or webhook_secret_file): '
+                    "it authenticates Telegram's requests"
+                )
+            if not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", self.webhook_secret):
+                raise ValueError(
+                    "webhook_secret must be 1-256 characters of A-Z, a-z, 0-9, _ and -"
+                )
         return self
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 from cases.catalog_edit import CatalogEditor
 from cases.catalog_import import CatalogImporter
 from cases.catalog_state import CatalogInTransaction
+from cases.chat_notices import ChatNotice, ChatNoticeWriter
 from cases.edit import CaseUpdater, NoteWriter
 from cases.inbound_failures import FailedInboundRecorder
 from cases.intake_batch import IntakeBatch
@@ -139,6 +140,7 @@ class WriterSpec:
             SaveFilter: filters,
             DeleteFilter: filters,
             PruneLog: LogPruner(),
+            ChatNotice: ChatNoticeWriter(outbox),
         }
 
     def runner(self, renderer: TemplateRenderer | None = None) -> TransactionRunner:
