@@ -62,6 +62,7 @@ class FakeBotApi(BotApi):
     forms: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # method → forms
     downloads: list[str] = field(default_factory=list)  # file paths fetched
     max_batch: int = 100  # at most this many updates a call (limit permitting)
+    serve_delay: float = 0.0  # seconds each getUpdates answer takes (a slow network)
     webhook_url: str = ""
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(700_000_001))
     _messages: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -111,7 +112,9 @@ class FakeBotApi(BotApi):
         self.files[file_id] = content
         return file_id, unique
 
-    def photo(self, content: bytes, caption: str = "", user: dict[str, Any] = ANA) -> dict[str, Any]:
+    def photo(
+        self, content: bytes, caption: str = "", user: dict[str, Any] = ANA
+    ) -> dict[str, Any]:
         small_id, small_unique = self.add_file(content[: max(1, len(content) // 10)])
         big_id, big_unique = self.add_file(content)
         sizes = [
@@ -220,6 +223,8 @@ class FakeBotApi(BotApi):
                 await asyncio.wait_for(self._new.wait(), deadline - time.monotonic())
             except TimeoutError:
                 break
+        if self.serve_delay:
+            await asyncio.sleep(self.serve_delay)
         return web.json_response({"ok": True, "result": self.pending[:limit]})
 
     async def download(self, request: web.Request) -> web.StreamResponse:

@@ -227,20 +227,23 @@ async def test_restart_while_updates_wait_loses_none_and_stores_none_twice(
     services: Services, fake: tuple[FakeBotApi, str]
 ) -> None:
     api, _ = fake
-    api.max_batch = 5
+    api.max_batch, api.serve_delay = 5, 0.2
     users = [{**ANA, "id": 6_000_000 + i, "first_name": f"Cliente {i}"} for i in range(10)]
     for n in range(30):
         api.text(f"Mensaje {n}", user=users[n % 10])
-    last = api.pending[-1]["update_id"]
+    first, last = api.pending[0]["update_id"], api.pending[-1]["update_id"]
     # A graceful stop after the first batches …
     async with running(parts_of(services)):
-        await eventually(lambda: (api.confirmed or 0) > api.pending[0]["update_id"] - 30 + 9)
+        await eventually(lambda: (api.confirmed or 0) >= first + 10)
+    assert api.pending, "updates are still waiting at the restart"
     # … then a crash: the task is cancelled mid-way, nothing confirmed at stop.
     crashed = parts_of(services)
     task = asyncio.create_task(crashed.run())
-    await eventually(lambda: len(api.offsets) >= 4)
+    calls = len(api.offsets)
+    await eventually(lambda: len(api.offsets) >= calls + 2)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+    assert api.pending, "updates are still waiting after the crash"
     async with running(parts_of(services)):
         await eventually(lambda: drained(api))
     stored = await inbound(services)
