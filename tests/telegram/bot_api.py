@@ -135,8 +135,13 @@ class FakeBotApi(BotApi):
         size: int | None = None,
     ) -> dict[str, Any]:
         file_id, unique = self.add_file(content)
-        doc = {"file_name": name, "mime_type": mime, "file_id": file_id,
-               "file_unique_id": unique, "file_size": len(content) if size is None else size}  # fmt: skip
+        doc = {
+            "file_name": name,
+            "mime_type": mime,
+            "file_id": file_id,
+            "file_unique_id": unique,
+            "file_size": len(content) if size is None else size,
+        }
         return self.push("message", self.message(user, document=doc))
 
     def voice(self, content: bytes, user: dict[str, Any] = ANA) -> dict[str, Any]:
@@ -194,8 +199,12 @@ class FakeBotApi(BotApi):
             file_id = form["file_id"]
             if file_id not in self.files:
                 return _failed(400, {"description": "Bad Request: invalid file_id"})
-            result = {"file_id": file_id, "file_unique_id": file_id[4:],
-                      "file_size": len(self.files[file_id]), "file_path": f"documents/{file_id}"}  # fmt: skip
+            result = {
+                "file_id": file_id,
+                "file_unique_id": file_id[4:],
+                "file_size": len(self.files[file_id]),
+                "file_path": f"documents/{file_id}",
+            }
             return web.json_response({"ok": True, "result": result})
         if method == "setWebhook":
             self.webhook_url = form["url"]

@@ -54,9 +54,9 @@ async def running(parts: TelegramParts) -> AsyncIterator[TelegramParts]:
 
 
 async def eventually(
-    check: Callable[[], Awaitable[bool]] | Callable[[], bool], timeout: float = 15.0
+    check: Callable[[], Awaitable[bool]] | Callable[[], bool], within: float = 15.0
 ) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         result = check()
         if not isinstance(result, bool):

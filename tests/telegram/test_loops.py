@@ -38,7 +38,10 @@ async def test_an_echo_of_our_own_text_is_not_acknowledged(services: Services) -
         )
     guard = ChatLoopGuard(services.db, per_minute=0)
     sent = await guard.sent_texts([CHAT, 7])
-    echo = "Caso CAS-000001: consulta recibida\nHola Ana, recibimos su mensaje y abrimos el caso CAS-000001."
+    echo = (
+        "Caso CAS-000001: consulta recibida\n"
+        "Hola Ana, recibimos su mensaje y abrimos el caso CAS-000001."
+    )
     assert guard.reason(said(echo), sent) == (
         "repeats a message we sent to this chat (loop protection)"
     )

@@ -22,8 +22,8 @@ from storage.models import Attachment
 from tests.telegram.bot_api import ANA, JOHN, ROBOT, FakeBotApi, fake_bot_api
 from tests.telegram.support import (
     cases,
-    eventually,
     events,
+    eventually,
     identities,
     inbound,
     messages,
