@@ -87,6 +87,7 @@ class TelegramPoller:
                 continue
             fetched_at = time.perf_counter()
             if not fetched:
+                self.link.succeeded()
                 continue
             outcomes = await self.updates.process_batch(fetched)
             offset, pending = _next_offset(fetched, outcomes)
@@ -131,7 +132,7 @@ class TelegramPoller:
         except TelegramError as exc:
             await self.link.failed(exc, "getUpdates")
             return None
-        self.link.succeeded()
+        # Running again only once what it brought is stored (see _poll).
         return list(found)
 
     async def _try(self, method: Callable[..., object], doing: str) -> bool:
