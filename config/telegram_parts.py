@@ -18,16 +18,17 @@ from intake.attachments import AttachmentStore
 from intake.telegram import TelegramTranslator, TranslateOptions
 from intake.telegram_files import FileLimits, TelegramFiles
 from intake.telegram_loops import ChatLoopGuard
-from intake.telegram_poll import TelegramPoller
+from intake.telegram_poll import TelegramPoller, UpdatesRequest
 from intake.telegram_updates import TelegramUpdates
 from intake.telegram_webhook import PATH, TelegramWebhook
 from notifiers.telegram import URL_LOGGERS, TokenRedactor
 from storage.db import Database
 
 
-def build_application(settings: Settings) -> Application:  # type: ignore[type-arg]
+def build_application(settings: Settings, polls: HTTPXRequest | None = None) -> Application:  # type: ignore[type-arg]
     """The Application without an Updater (we fetch updates ourselves, see
-    intake.telegram_updates), talking to ``[telegram] api_base_url``."""
+    intake.telegram_updates), talking to ``[telegram] api_base_url``; ``polls`` is the
+    getUpdates client."""
     telegram = settings.telegram
     base = telegram.api_base_url.rstrip("/")
     timeout = telegram.timeout_seconds
@@ -40,7 +41,7 @@ def build_application(settings: Settings) -> Application:  # type: ignore[type-a
         write_timeout=timeout,
         pool_timeout=timeout,
     )
-    polls = HTTPXRequest(
+    polls = polls or HTTPXRequest(
         connection_pool_size=1, connect_timeout=timeout, read_timeout=timeout, pool_timeout=timeout
     )
     return (
@@ -116,7 +117,11 @@ def build_telegram_parts(
     telegram = settings.telegram
     if not (telegram.enabled and telegram.intake):
         return TelegramParts()
-    app = build_application(settings)
+    timeout = telegram.timeout_seconds
+    polls = UpdatesRequest(
+        connection_pool_size=1, connect_timeout=timeout, read_timeout=timeout, pool_timeout=timeout
+    )
+    app = build_application(settings, polls)
     intake = settings.intake
     files = TelegramFiles(
         app.bot,
@@ -142,5 +147,7 @@ def build_telegram_parts(
         url = settings.http.public_url.rstrip("/") + PATH
         hook = TelegramWebhook(updates, telegram.token, telegram.webhook_secret, url)
         return TelegramParts(webhook=hook, token=telegram.token)
-    poller = TelegramPoller(updates, telegram.token, poll_timeout=telegram.poll_timeout_seconds)
+    poller = TelegramPoller(
+        updates, telegram.token, poll_timeout=telegram.poll_timeout_seconds, raw_source=polls
+    )
     return TelegramParts(poller=poller, token=telegram.token)

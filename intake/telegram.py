@@ -82,9 +82,15 @@ class TelegramTranslator:
         self.options = options
 
     async def translate(
-        self, update: Update, message: Message, *, suppress_ack_reason: str | None = None
+        self,
+        update: Update,
+        message: Message,
+        *,
+        suppress_ack_reason: str | None = None,
+        raw: bytes | None = None,
     ) -> InboundMessage:
-        """Raises what ``TelegramFiles.fetch`` raises for a download to try again later."""
+        """``raw``: the update as Telegram sent it, else it is serialized from ``update``.
+        Raises what ``TelegramFiles.fetch`` raises for a download to try again later."""
         user = message.from_user
         language = language_of(user, self.options.default_language)
         labels = LABELS[language]
@@ -112,7 +118,7 @@ class TelegramTranslator:
                 telegram_id=str(user.id if user else message.chat_id),
                 phone=self._own_phone(message),
             ),
-            raw=json.dumps(update.to_dict(), ensure_ascii=False).encode("utf-8"),
+            raw=raw or json.dumps(update.to_dict(), ensure_ascii=False).encode("utf-8"),
             subject=labels["edit"].format(message_id=message.message_id) if edited else "",
             text=text,
             attachments=attachments,

@@ -92,6 +92,7 @@ class TelegramUpdates:
         # Per update object being processed: its outcome, and the texts we sent its chat.
         self._outcomes: dict[int, UpdateOutcome] = {}
         self._sent: dict[int, dict[str, set[str]]] = {}
+        self._raw: dict[int, bytes] = {}
         if not allow_groups:
             app.add_handler(MessageHandler(filters.ChatType.GROUPS, self._decline))
         app.add_handler(
@@ -124,22 +125,28 @@ class TelegramUpdates:
             log.debug("telegram: closing the bot: %s", exc)
 
     async def process(
-        self, update: Update, sent: dict[str, set[str]] | None = None
+        self, update: Update, sent: dict[str, set[str]] | None = None, raw: bytes | None = None
     ) -> UpdateOutcome:
         """Run the handlers for ``update``; its outcome. ``sent``: the texts we sent its
-        chat lately, when the caller read them for a whole batch."""
+        chat lately, when the caller read them for a whole batch; ``raw``: the update as
+        Telegram sent it (kept as the message's raw bytes)."""
         key = id(update)
         if sent is not None:
             self._sent[key] = sent
+        if raw is not None:
+            self._raw[key] = raw
         try:
             await self.app.process_update(update)
         finally:
             self._sent.pop(key, None)
+            self._raw.pop(key, None)
         outcome = self._outcomes.pop(key, None) or UpdateOutcome("ignored", "not a message")
         self.counts.add(outcome)
         return outcome
 
-    async def process_batch(self, updates: Sequence[Update]) -> list[UpdateOutcome]:
+    async def process_batch(
+        self, updates: Sequence[Update], raws: dict[int, bytes] | None = None
+    ) -> list[UpdateOutcome]:
         """Each chat's updates in order, chats side by side (so their messages share the
         writer's group commits). A chat stops at its first update not ``done``: a later
         message must not be stored before an earlier one of the same conversation."""
@@ -155,10 +162,12 @@ class TelegramUpdates:
             outcome = UpdateOutcome("unavailable", f"storage: {exc}")
             return [outcome for _ in updates]
         outcomes: list[UpdateOutcome] = [NOT_TRIED] * len(updates)
+        raws = raws or {}
 
         async def one_chat(indexes: list[int]) -> None:
             for i in indexes:
-                outcomes[i] = await self.process(updates[i], sent)
+                update = updates[i]
+                outcomes[i] = await self.process(update, sent, raws.get(update.update_id))
                 if not outcomes[i].done:
                     return
 
@@ -220,7 +229,9 @@ class TelegramUpdates:
             if sent is None:  # a webhook's single update
                 sent = await self.guard.sent_texts([message.chat_id])
             reason = self.guard.reason(message, sent)
-            inbound = await self.translator.translate(update, message, suppress_ack_reason=reason)
+            inbound = await self.translator.translate(
+                update, message, suppress_ack_reason=reason, raw=self._raw.get(key)
+            )
         except FileFetchDeferred as exc:
             log.warning(
                 "telegram: chat %s message %s: a file could not be fetched now (%s); "
@@ -247,7 +258,7 @@ class TelegramUpdates:
     async def _keep_failed(
         self, update: Update, message: Message, error: Exception
     ) -> UpdateOutcome:
-        raw = update.to_json().encode("utf-8")
+        raw = self._raw.get(id(update)) or update.to_json().encode("utf-8")
         external_id = (
             edit_key(message)
             if update.edited_message is not None

@@ -113,8 +113,9 @@ class TelegramWebhook:
             return _error(503, "unavailable", "the Telegram intake is not running", 5)
         if request.content_length is not None and request.content_length > MAX_UPDATE_BYTES:
             return _error(413, "payload_too_large", "an update is at most 1 MB")
+        body = await request.content.read(MAX_UPDATE_BYTES + 1)
         try:
-            data = json.loads(await request.content.read(MAX_UPDATE_BYTES + 1))
+            data = json.loads(body)
             if not isinstance(data, dict):
                 raise ValueError("not a JSON object")
             update = Update.de_json(data, self.updates.app.bot)
@@ -122,7 +123,7 @@ class TelegramWebhook:
             return _error(400, "bad_request", f"not a Telegram update: {exc}")
         if update is None:
             return _error(400, "bad_request", "not a Telegram update")
-        outcome = await self.updates.process(update)
+        outcome = await self.updates.process(update, raw=body)
         if not outcome.done:
             # Bot API: a request that fails is retried; the update waits at Telegram.
             retry = outcome.retry_after if outcome.retry_after is not None else 5
