@@ -158,14 +158,15 @@ class Daemon:
                 # but did not commit stays in the mailbox for next time.
                 for poller in pollers:
                     poller.cancel()
-                if chat is not None:
-                    # The batch in hand is committed and its offset confirmed first.
-                    await telegram.stop()
-                    await chat
                 await scheduled.stop()  # a retention batch in flight still commits
                 for task in housekeeping:
                     await task
                 await runner.cleanup()
+                if chat is not None:
+                    # After the HTTP server, whose webhook requests in flight still need
+                    # the bot; the polled batch in hand commits and its offset is confirmed.
+                    await telegram.stop()
+                    await chat
                 if email.smtp is not None:
                     await email.smtp.stop()
                 # A job's progress is durable: its step in flight ends, the rest waits for

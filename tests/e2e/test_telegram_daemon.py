@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 
+import aiohttp
 import pytest
 
 from tests.e2e.test_daemon import BIN, DaemonProcess
@@ -101,3 +102,33 @@ async def test_a_rejected_token_stops_only_the_telegram_part(
     # One line from the intake (the outbound notifier says its own at start).
     assert log.count("the Telegram intake is stopped until the token is fixed") == 1
     assert TOKEN not in log
+
+
+async def test_webhook_mode_sets_the_webhook_and_stores_before_answering(
+    daemon: DaemonProcess, db_url: str
+) -> None:
+    async with fake_bot_api() as (api, url):
+        daemon.kill(signal.SIGTERM)
+        telegram_env(daemon, url)
+        daemon.env.update(
+            VENTANILLA_TELEGRAM__MODE="webhook", VENTANILLA_TELEGRAM__WEBHOOK_SECRET="e2e-secret"
+        )
+        await asyncio.to_thread(daemon.start)  # ready: the webhook is set
+        update = api.text("Hola desde el webhook")
+        api.pending.clear()  # Telegram POSTs it instead
+        async with aiohttp.ClientSession() as session:
+            hook = f"{daemon.base}/webhooks/telegram"
+            headers = {"X-Telegram-Bot-Api-Secret-Token": "e2e-secret"}
+            async with session.post(
+                hook, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "x"}
+            ) as resp:
+                refused = resp.status
+            async with session.post(hook, json=update, headers=headers) as resp:
+                taken = resp.status
+            rows = await query(db_url, "SELECT external_id FROM inbound WHERE channel = 'telegram'")
+        status, body = await asyncio.to_thread(readyz, daemon)
+        assert await asyncio.to_thread(daemon.kill, signal.SIGTERM) == 0
+    assert (refused, taken, status) == (403, 200, 200) and len(rows) == 1
+    assert api.webhook_url == f"{daemon.base}/webhooks/telegram"
+    checks = body["checks"]
+    assert isinstance(checks, dict) and checks["telegram"]["webhook"]["url"] == api.webhook_url
