@@ -16,10 +16,11 @@ import pytest
 
 from config.app import Services
 from config.settings import Settings
+from config.telegram_parts import build_telegram_parts
 from intake.message import AcceptResult, InboundMessage
 from storage.db import StorageUnavailable
 from storage.models import Attachment
-from tests.telegram.bot_api import ANA, JOHN, ROBOT, FakeBotApi, fake_bot_api
+from tests.telegram.bot_api import ANA, GROUP, JOHN, ROBOT, FakeBotApi, fake_bot_api
 from tests.telegram.support import (
     cases,
     events,
@@ -300,3 +301,38 @@ async def test_flood_control_waits_as_asked_and_a_rejected_token_stops_the_part(
             assert not parts.poller.ready
     rejected = [r for r in caplog.records if "rejected the bot token" in r.getMessage()]
     assert len(rejected) == 1 and rejected[0].levelno == logging.ERROR
+
+
+async def test_a_file_that_cannot_be_fetched_now_holds_the_update_until_it_can(
+    services: Services, fake: tuple[FakeBotApi, str]
+) -> None:
+    api, _ = fake
+    api.failures["getFile"] = ["error_500", "flood_1"]
+    update = api.document(b"%PDF contrato", "contrato.pdf", "application/pdf")
+    async with running(parts_of(services)):
+        await eventually(lambda: drained(api))
+    # Asked for again twice (the offset stays at it), then confirmed.
+    uid = update["update_id"]
+    assert api.offsets[:3] == [None, uid, uid] and api.confirmed == uid + 1
+    [message] = await messages(services)
+    [stored] = await rows(services, Attachment)
+    assert stored.filename == "contrato.pdf" and stored.message_id == message.id
+
+
+async def test_groups_when_allowed_are_stored_and_answered_in_the_group(
+    services: Services, fake: tuple[FakeBotApi, str]
+) -> None:
+    api, _ = fake
+    api.group_text("Hola, se cortó la luz en la cuadra")
+    allowed = services.settings.model_copy(
+        update={"telegram": services.settings.telegram.model_copy(update={"allow_groups": True})}
+    )
+    parts = build_telegram_parts(allowed, services.writer, services.attachments, services.db)
+    async with running(parts):
+        await eventually(lambda: drained(api))
+    [case] = await cases(services)
+    [ack] = await notifications(services)
+    assert (ack.template, ack.recipient) == ("ack_telegram", str(GROUP["id"]))
+    found = {(i.kind, i.value) for i in await identities(services)}
+    assert found == {("telegram", str(ANA["id"]))}  # the customer is who wrote
+    assert case.number in ack.body
