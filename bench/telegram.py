@@ -134,40 +134,47 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-async def one_round(args: argparse.Namespace, number: int) -> dict[str, Any]:
+def one_round(args: argparse.Namespace, number: int) -> dict[str, Any]:
+    """A fresh database (made outside the event loop: fresh_database runs its own) and
+    one measured run."""
     with tempfile.TemporaryDirectory(prefix="ventanilla-bench-tg-") as tmp:
         workdir = Path(tmp)
         with fresh_database(args.database, workdir) as db_url:
-            async with fake_bot_api(TimedBotApi()) as (fake, url):
-                api = fake
-                assert isinstance(api, TimedBotApi)
-                queue_updates(api, args)
-                last = api.pending[-1]["update_id"]
-                port = free_port()
-                env = daemon_env(port, db_url, workdir)
-                env.update(
-                    VENTANILLA_TELEGRAM__ENABLED="true",
-                    VENTANILLA_TELEGRAM__TOKEN=TOKEN,
-                    VENTANILLA_TELEGRAM__API_BASE_URL=url,
-                    VENTANILLA_TELEGRAM__MAX_MESSAGES_PER_MINUTE="0",
-                )
-                log = workdir / "daemon.log"
-                proc = await asyncio.to_thread(start_daemon, args, env, log)
-                try:
-                    await asyncio.to_thread(wait_ready, f"http://{HOST}:{port}", proc, log, 60.0)
-                    deadline = time.monotonic() + args.timeout
-                    while last not in api.confirmed_at:
-                        if proc.poll() is not None:
-                            raise BenchError(f"the daemon exited:\n{log_tail(log)}")
-                        if time.monotonic() > deadline:
-                            raise BenchError(
-                                f"{len(api.confirmed_at)} of {args.updates} updates "
-                                f"confirmed after {args.timeout:.0f} s:\n{log_tail(log)}"
-                            )
-                        await asyncio.sleep(0.05)
-                finally:
-                    code = await asyncio.to_thread(stop, proc)
-            rows, distinct = await count_inbound(db_url)
+            return asyncio.run(measure(args, number, db_url, workdir))
+
+
+async def measure(
+    args: argparse.Namespace, number: int, db_url: str, workdir: Path
+) -> dict[str, Any]:
+    api = TimedBotApi()
+    async with fake_bot_api(api) as (_fake, url):
+        queue_updates(api, args)
+        last = api.pending[-1]["update_id"]
+        port = free_port()
+        env = daemon_env(port, db_url, workdir)
+        env.update(
+            VENTANILLA_TELEGRAM__ENABLED="true",
+            VENTANILLA_TELEGRAM__TOKEN=TOKEN,
+            VENTANILLA_TELEGRAM__API_BASE_URL=url,
+            VENTANILLA_TELEGRAM__MAX_MESSAGES_PER_MINUTE="0",
+        )
+        log = workdir / "daemon.log"
+        proc = await asyncio.to_thread(start_daemon, args, env, log)
+        try:
+            await asyncio.to_thread(wait_ready, f"http://{HOST}:{port}", proc, log, 60.0)
+            deadline = time.monotonic() + args.timeout
+            while last not in api.confirmed_at:
+                if proc.poll() is not None:
+                    raise BenchError(f"the daemon exited:\n{log_tail(log)}")
+                if time.monotonic() > deadline:
+                    raise BenchError(
+                        f"{len(api.confirmed_at)} of {args.updates} updates "
+                        f"confirmed after {args.timeout:.0f} s:\n{log_tail(log)}"
+                    )
+                await asyncio.sleep(0.05)
+        finally:
+            code = await asyncio.to_thread(stop, proc)
+    rows, distinct = await count_inbound(db_url)
     latencies = [(api.confirmed_at[uid] - api.served_at[uid]) * 1000 for uid in api.confirmed_at]
     seconds = max(api.confirmed_at.values()) - min(api.served_at.values())
     record = {
@@ -217,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     rounds: list[dict[str, Any]] = []
     try:
         for number in range(1, args.rounds + 1):
-            record = asyncio.run(one_round(args, number))
+            record = one_round(args, number)
             rounds.append(record)
             print(
                 f"round {number}: {record['updates']} updates in {record['seconds']:.1f} s = "
