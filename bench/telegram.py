@@ -13,7 +13,12 @@ and when a later getUpdates confirms it (an offset above its id): the poller ask
 only once the batch is committed, so that is the time from getUpdates to commit plus one
 loopback request. It reports updates per second (first answer to last confirmation), the
 p50/p95/max of that time per update, and checks that the database holds every update
-exactly once. Results go to ``bench/results/telegram[_pg].json``; medians over
+exactly once.
+
+The ceiling, measured the same way in the same round: the same updates long-polled by a
+bare client in a process of its own (``--ceiling-client``: httpx, ``json``, and plain
+sqlite3 storing each batch's raw updates in one transaction before the next getUpdates
+confirms them). Results go to ``bench/results/telegram[_pg].json``; medians over
 ``--rounds``.
 """
 
@@ -129,6 +134,67 @@ def start_daemon(
         )
 
 
+def ceiling_client(url: str, database: str, expected: int) -> None:
+    """The bare durable poller (run as ``--ceiling-client URL DB N``): getUpdates, store the
+    batch with sqlite3 in one transaction, confirm it with the next call."""
+    import sqlite3
+
+    import httpx
+
+    db = sqlite3.connect(database)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("CREATE TABLE updates (update_id INTEGER PRIMARY KEY, raw BLOB)")
+    offset: int | None = None
+    stored = 0
+    with httpx.Client(base_url=f"{url}/bot{TOKEN}", timeout=30) as client:
+        while stored < expected:
+            form = {"timeout": "1", "limit": "100"}
+            if offset is not None:
+                form["offset"] = str(offset)
+            found = client.post("/getUpdates", data=form).json()["result"]
+            if not found:
+                continue
+            with db:
+                db.executemany(
+                    "INSERT OR IGNORE INTO updates VALUES (?, ?)",
+                    [(u["update_id"], json.dumps(u).encode()) for u in found],
+                )
+            stored += len(found)
+            offset = found[-1]["update_id"] + 1
+        client.post("/getUpdates", data={"offset": str(offset), "limit": "1", "timeout": "0"})
+
+
+async def measure_ceiling(args: argparse.Namespace, workdir: Path) -> TimedBotApi:
+    api = TimedBotApi()
+    async with fake_bot_api(api) as (_fake, url):
+        queue_updates(api, args)
+        command = [sys.executable, __file__, "--ceiling-client", url,
+                   str(workdir / "ceiling.db"), str(args.updates)]  # fmt: skip
+        done = await asyncio.to_thread(
+            subprocess.run, command, capture_output=True, text=True, timeout=args.timeout
+        )
+        if done.returncode != 0:
+            raise BenchError(f"the ceiling client failed:\n{done.stderr[-2000:]}")
+    return api
+
+
+def timing(api: TimedBotApi, updates: int) -> dict[str, Any]:
+    """Updates per second (first answer to last confirmation) and the per-update time
+    from being handed over to being confirmed."""
+    latencies = [(api.confirmed_at[uid] - api.served_at[uid]) * 1000 for uid in api.confirmed_at]
+    seconds = max(api.confirmed_at.values()) - min(api.served_at.values())
+    return {
+        "seconds": round(seconds, 3),
+        "updates_per_second": round(updates / seconds, 1),
+        "to_commit_ms": {
+            "p50": round(percentile(latencies, 0.50), 1),
+            "p95": round(percentile(latencies, 0.95), 1),
+            "max": round(max(latencies), 1),
+        },
+    }
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
@@ -175,18 +241,14 @@ async def measure(
         finally:
             code = await asyncio.to_thread(stop, proc)
     rows, distinct = await count_inbound(db_url)
-    latencies = [(api.confirmed_at[uid] - api.served_at[uid]) * 1000 for uid in api.confirmed_at]
-    seconds = max(api.confirmed_at.values()) - min(api.served_at.values())
+    ceiling = timing(await measure_ceiling(args, workdir), args.updates)
+    daemon = timing(api, args.updates)
     record = {
         "round": number,
         "updates": args.updates,
-        "seconds": round(seconds, 3),
-        "updates_per_second": round(args.updates / seconds, 1),
-        "to_commit_ms": {
-            "p50": round(percentile(latencies, 0.50), 1),
-            "p95": round(percentile(latencies, 0.95), 1),
-            "max": round(max(latencies), 1),
-        },
+        **daemon,
+        "ceiling": ceiling,
+        "ratio": round(daemon["updates_per_second"] / ceiling["updates_per_second"], 3),
         "getupdates_calls": len(api.offsets),
         "files_downloaded": len(api.downloads),
         "acks_sent": len(api.received),
@@ -216,6 +278,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--ceiling-client"]:
+        ceiling_client(argv[1], argv[2], int(argv[3]))
+        return 0
     args = parse_args(argv)
     engine = "postgresql" if (args.database or "").startswith("postgresql") else "sqlite"
     out = args.out or BENCH / "results" / (
@@ -235,11 +301,21 @@ def main(argv: list[str] | None = None) -> int:
                 f"{record['getupdates_calls']} getUpdates, {record['files_downloaded']} files, "
                 f"{record['acks_sent']} acknowledgements sent; stored {record['stored']}"
             )
+            c = record["ceiling"]
+            print(
+                f"         ceiling (bare poller + sqlite3): {c['updates_per_second']:.0f} "
+                f"updates/s, p50 {c['to_commit_ms']['p50']:.0f} ms, "
+                f"p95 {c['to_commit_ms']['p95']:.0f} ms; daemon/ceiling {record['ratio']:.2f}"
+            )
     except BenchError as exc:
         print(f"bench/telegram.py: {exc}", file=sys.stderr)
         return 1
     summary = {
         "updates_per_second": statistics.median(r["updates_per_second"] for r in rounds),
+        "ceiling_updates_per_second": statistics.median(
+            r["ceiling"]["updates_per_second"] for r in rounds
+        ),
+        "ratio": statistics.median(r["ratio"] for r in rounds),
         "to_commit_ms_p50": statistics.median(r["to_commit_ms"]["p50"] for r in rounds),
         "to_commit_ms_p95": statistics.median(r["to_commit_ms"]["p95"] for r in rounds),
     }
@@ -261,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(
         f"median: {summary['updates_per_second']:.0f} updates/s, getUpdates → commit "
-        f"p50 {summary['to_commit_ms_p50']:.0f} ms, p95 {summary['to_commit_ms_p95']:.0f} ms "
+        f"p50 {summary['to_commit_ms_p50']:.0f} ms, p95 {summary['to_commit_ms_p95']:.0f} ms, "
+        f"{summary['ratio']:.2f} of the ceiling "
         f"→ {out.relative_to(REPO) if out.is_relative_to(REPO) else out}"
     )
     return 0
