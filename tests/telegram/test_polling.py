@@ -9,18 +9,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from config.app import Services
-from config.settings import Settings
 from config.telegram_parts import build_telegram_parts
 from intake.message import AcceptResult, InboundMessage
 from storage.db import StorageUnavailable
 from storage.models import Attachment
-from tests.telegram.bot_api import ANA, GROUP, JOHN, ROBOT, FakeBotApi, fake_bot_api
+from tests.telegram.bot_api import ANA, GROUP, JOHN, ROBOT, FakeBotApi
 from tests.telegram.support import (
     cases,
     events,
@@ -32,7 +29,6 @@ from tests.telegram.support import (
     parts_of,
     rows,
     running,
-    telegram_settings,
 )
 
 # PTB's RetryAfter warns about its own attribute when it is raised (PTB 22.2+).
@@ -40,16 +36,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:telegram")
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[tuple[FakeBotApi, str]]:
-    async with fake_bot_api() as served:
-        yield served
-
-
-@pytest.fixture
-def settings(tmp_path: Path, db_url: str, fake: tuple[FakeBotApi, str]) -> Settings:
-    return telegram_settings(
-        tmp_path, db_url, fake[1], VENTANILLA_TELEGRAM__MAX_MESSAGES_PER_MINUTE="3"
-    )
+def telegram_env() -> dict[str, str]:
+    return {"VENTANILLA_TELEGRAM__MAX_MESSAGES_PER_MINUTE": "3"}
 
 
 def drained(api: FakeBotApi) -> bool:

@@ -15,11 +15,11 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from config.app import Services, build_http_app
-from config.settings import ConfigError, Settings
+from config.settings import ConfigError
 from intake.message import AcceptResult, InboundMessage
 from storage.db import StorageUnavailable
 from tests.conftest import make_settings
-from tests.telegram.bot_api import FakeBotApi, fake_bot_api
+from tests.telegram.bot_api import FakeBotApi
 from tests.telegram.support import (
     eventually,
     inbound,
@@ -27,7 +27,6 @@ from tests.telegram.support import (
     notifications,
     parts_of,
     running,
-    telegram_settings,
 )
 
 SECRET = "s3cr3t-Token_1"
@@ -35,21 +34,12 @@ HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[tuple[FakeBotApi, str]]:
-    async with fake_bot_api() as served:
-        yield served
-
-
-@pytest.fixture
-def settings(tmp_path: Path, db_url: str, fake: tuple[FakeBotApi, str]) -> Settings:
-    return telegram_settings(
-        tmp_path,
-        db_url,
-        fake[1],
-        VENTANILLA_TELEGRAM__MODE="webhook",
-        VENTANILLA_TELEGRAM__WEBHOOK_SECRET=SECRET,
-        VENTANILLA_HTTP__PUBLIC_URL="https://soporte.example.com/",
-    )
+def telegram_env() -> dict[str, str]:
+    return {
+        "VENTANILLA_TELEGRAM__MODE": "webhook",
+        "VENTANILLA_TELEGRAM__WEBHOOK_SECRET": SECRET,
+        "VENTANILLA_HTTP__PUBLIC_URL": "https://soporte.example.com/",
+    }
 
 
 @pytest.fixture
