@@ -57,6 +57,12 @@ from notifiers.templates import TemplateRenderer
 from routing.engine import RuleEngine
 from storage.auth import CreateToken, RevokeToken, TokenWriter
 from storage.checkpoints import CheckpointWriter, SaveCheckpoint
+from storage.console_sessions import (
+    CloseSession,
+    ConsoleSessionWriter,
+    OpenSession,
+    SetPassword,
+)
 from storage.operations import Executor, TransactionRunner
 
 
@@ -95,6 +101,7 @@ class WriterSpec:
         )
         catalog_editor = CatalogEditor(catalogs)
         tokens = TokenWriter()
+        console_sessions = ConsoleSessionWriter()
         return {
             AcceptMessage: intake,
             RecordFailedInbound: FailedInboundRecorder(),
@@ -107,6 +114,9 @@ class WriterSpec:
             ImportCatalog: CatalogImporter(catalogs),
             CreateToken: tokens,
             RevokeToken: tokens,
+            SetPassword: console_sessions,
+            OpenSession: console_sessions,
+            CloseSession: console_sessions,
             SaveCheckpoint: CheckpointWriter(),
             ClaimDue: Claimer(Suppression(self.own_mailboxes)),
             RecordAttempt: AttemptRecorder(NextChannel(outbox)),
