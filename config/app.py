@@ -22,6 +22,7 @@ from config.seed import seed_catalog
 from config.settings import Settings
 from config.writer_wiring import WriterSpec, process_runner
 from console.api import OpsApi
+from console.pages import Console, ConsoleConfig
 from console.reply_files import ReplyFiles
 from intake.accept import IntakeWriter
 from intake.api import ApiIntake
@@ -253,6 +254,14 @@ def webform_config(services: Services) -> WebFormConfig:
     )
 
 
+def console_config(settings: Settings) -> ConsoleConfig:
+    return ConsoleConfig(
+        public_url=settings.http.public_url,
+        default_language=settings.intake.default_language,
+        trust_forwarded_for=settings.http.trust_forwarded_for,
+    )
+
+
 def sms_callbacks(services: Services) -> SmsStatusCallbacks:
     """The status webhooks of the SMS providers that are enabled."""
     s = services.settings
@@ -269,8 +278,11 @@ def sms_callbacks(services: Services) -> SmsStatusCallbacks:
 
 def build_http_app(services: Services) -> web.Application:
     auth = BearerAuth(services.db)
+    console = Console(services.db, services.writes, console_config(services.settings))
     app = web.Application(
-        middlewares=[json_errors, auth.middleware],
+        # The console's own (HTML errors, session and CSRF) run inside the API's, so a
+        # page under /console/ never answers with the API's JSON errors.
+        middlewares=[json_errors, auth.middleware, *console.middlewares()],
         client_max_size=services.settings.http.max_body_bytes,
     )
     form_config = webform_config(services)
@@ -303,6 +315,7 @@ def build_http_app(services: Services) -> web.Application:
             },
         ),
         sms_callbacks(services),
+        console,
     )
     app.add_routes(health_routes(services.db, services.registry, services.readiness))
     for part in parts:
