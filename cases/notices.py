@@ -20,9 +20,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection, Row
 
+from cases.catalog_state import CatalogInTransaction
 from notifiers.outbox import OutboundRequest
 from routing.catalog import CatalogSnapshot
-from storage.models import Technician, TechnicianChannel
+from storage.models import Case, Technician, TechnicianChannel
+from storage.operations import WriteContext
 
 # Where a customer is answered, by the channel they wrote by (the form and the API: email
 # when there is an address, else SMS).
@@ -44,6 +46,20 @@ def case_context(case: Any, catalog: CatalogSnapshot, **more: Any) -> dict[str, 
         "category": category.public_name if category else "",
         **more,
     }
+
+
+class CurrentCaseContext:
+    """``(conn, case id, ctx)`` → the case's notice context as it is now (what a resend
+    renders again from), or None when the case is gone."""
+
+    def __init__(self, catalogs: CatalogInTransaction) -> None:
+        self.catalogs = catalogs
+
+    def __call__(self, conn: Connection, case_id: int, ctx: WriteContext) -> dict[str, Any] | None:
+        case = conn.execute(select(Case).where(Case.id == case_id)).first()
+        if case is None:
+            return None
+        return case_context(case, self.catalogs.get(conn, ctx))
 
 
 def customer_address(case: Any) -> tuple[str, str] | None:

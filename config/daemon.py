@@ -22,7 +22,7 @@ from aiohttp import web
 
 from config.app import Services, build_http_app, open_services
 from config.email_parts import build_email_parts
-from config.outbound_parts import build_dispatcher, watch_outbox
+from config.outbound_parts import build_dispatcher, build_resend_jobs, watch_outbox
 from config.settings import Settings
 from config.systemd import SystemdNotifier
 from notifiers.templates import TemplateError
@@ -100,6 +100,7 @@ class Daemon:
         dispatcher = (
             build_dispatcher(self.settings, services) if self.settings.dispatch.enabled else None
         )
+        resend_jobs = build_resend_jobs(services)
         exit_code = 0
         try:
             async with asyncio.TaskGroup() as group:
@@ -124,6 +125,7 @@ class Daemon:
                         group.create_task(self._part("dispatcher", dispatcher.run())),
                         group.create_task(watch_outbox(services, dispatcher)),
                     ]
+                resending = group.create_task(self._part("resend jobs", resend_jobs.run()))
                 gc.freeze()  # long-lived objects out of full collections: see writer_process
                 self.notifier.ready("accepting messages")
                 watchdog = group.create_task(self._watchdog())
@@ -139,6 +141,10 @@ class Daemon:
                 await runner.cleanup()
                 if email.smtp is not None:
                     await email.smtp.stop()
+                # A job's progress is durable: its step in flight ends, the rest waits for
+                # the next start.
+                await resend_jobs.stop()
+                await resending
                 if dispatcher is not None:
                     # Sends in flight finish and are recorded; rows claimed but not yet
                     # sent go back to pending, through the write path still running.

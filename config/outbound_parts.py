@@ -27,6 +27,7 @@ from notifiers.metrics import DispatchMetrics
 from notifiers.push_fcm import FcmConfig, FcmNotifier
 from notifiers.push_ntfy import NtfyConfig, NtfyNotifier
 from notifiers.push_webpush import WebPushConfig, WebPushNotifier
+from notifiers.resend_jobs import ResendJobRunner, StartResendJob
 from notifiers.retry import RetryPolicy
 from notifiers.sms_generic import GenericSmsConfig, GenericSmsNotifier
 from notifiers.sms_twilio import STATUS_CALLBACK_PATH, TwilioConfig, TwilioNotifier
@@ -173,6 +174,18 @@ def build_dispatcher(settings: Settings, services: Services) -> OutboxDispatcher
 
     services.writes.listeners.append(wake)
     return dispatcher
+
+
+def build_resend_jobs(services: Services) -> ResendJobRunner:
+    """The runner that works bulk resends through, woken when one is started."""
+    jobs = ResendJobRunner(services.db, services.writes)
+
+    def wake(ops: Sequence[Any]) -> None:
+        if any(isinstance(op, StartResendJob) for op in ops):
+            jobs.poke()
+
+    services.writes.listeners.append(wake)
+    return jobs
 
 
 async def watch_outbox(services: Services, dispatcher: OutboxDispatcher) -> NoReturn:

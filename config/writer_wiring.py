@@ -24,6 +24,7 @@ from cases.inbound_failures import FailedInboundRecorder
 from cases.intake_batch import IntakeBatch
 from cases.lookups import attachment_digests
 from cases.merge import CaseCloner, CaseMerger
+from cases.notices import CurrentCaseContext
 from cases.numbering import CaseNumbers
 from cases.operations import (
     AcceptMessage,
@@ -52,6 +53,15 @@ from notifiers.delivery_ops import (
 from notifiers.fallback import NextChannel
 from notifiers.outbox import Outbox
 from notifiers.receipts import ApplyReceipt, ReceiptRecorder
+from notifiers.resend import ResendOne, ResendWriter, SingleResender
+from notifiers.resend_jobs import (
+    CancelJob,
+    JobCanceller,
+    JobStarter,
+    ResendStep,
+    StartResendJob,
+    StepRunner,
+)
 from notifiers.suppression import Suppression
 from notifiers.templates import TemplateRenderer
 from routing.engine import RuleEngine
@@ -64,6 +74,7 @@ from storage.console_sessions import (
     SetPassword,
 )
 from storage.operations import Executor, TransactionRunner
+from storage.saved_filters import DeleteFilter, FilterWriter, SaveFilter
 
 
 @dataclass(frozen=True)
@@ -102,6 +113,8 @@ class WriterSpec:
         catalog_editor = CatalogEditor(catalogs)
         tokens = TokenWriter()
         console_sessions = ConsoleSessionWriter()
+        resends = ResendWriter(outbox, CurrentCaseContext(catalogs))
+        filters = FilterWriter()
         return {
             AcceptMessage: intake,
             RecordFailedInbound: FailedInboundRecorder(),
@@ -126,6 +139,12 @@ class WriterSpec:
             ),
             ApplyReceipt: ReceiptRecorder(NextChannel(outbox)),
             SetTechnicianChannels: ChannelsWriter(),
+            ResendOne: SingleResender(resends),
+            StartResendJob: JobStarter(),
+            ResendStep: StepRunner(resends),
+            CancelJob: JobCanceller(),
+            SaveFilter: filters,
+            DeleteFilter: filters,
         }
 
     def runner(self, renderer: TemplateRenderer | None = None) -> TransactionRunner:

@@ -18,7 +18,9 @@ from console import public_spec, schemas
 from console.cases_api import CasesApi
 from console.catalog_api import CatalogApi
 from console.endpoints import Answer, Endpoint
+from console.filters_api import FiltersApi
 from console.http_json import ok, single_params
+from console.log_api import LogApi
 from console.openapi import document
 from console.people_api import PeopleApi
 from console.reply_files import ReplyFiles
@@ -49,6 +51,8 @@ class OpsApi:
             PeopleApi(db, writes, forget_token),
             CatalogApi(catalog, writes),
             TechnicianChannelsApi(db, writes, sms_region, push_kinds or {}),
+            LogApi(db, writes),
+            FiltersApi(db, writes),
         )
         self._document: dict[str, Any] | None = None
 
@@ -84,6 +88,8 @@ class OpsApi:
             "customers": "/api/v1/customers",
             "tokens": "/api/v1/tokens",
             "intake": "/api/v1/intake",
+            "notifications": "/api/v1/notifications",
+            "filters": "/api/v1/filters",
             **{f"catalog.{kind}": f"/api/v1/catalog/{kind}" for kind in KINDS},
         }
         return ok({"links": links})

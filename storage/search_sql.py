@@ -10,8 +10,9 @@ PostgreSQL; the last word also matches as a prefix, so a search box finds as one
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, literal_column, text
+from sqlalchemy import ColumnElement, Integer, bindparam, column, literal_column, text
 
 # The indexed document: the same expression in the migration and in every query.
 FTS_DOCUMENT_PG = (
@@ -49,18 +50,19 @@ def tsquery(query: str) -> str | None:
     return " & ".join(quoted)
 
 
-def matches(dialect: str, query: str, id_column: ColumnElement[int]) -> ColumnElement[bool]:
+def matches(dialect: str, query: str, id_column: Any) -> ColumnElement[bool]:
     """A condition on the notifications table: the row contains every word of ``query``.
     Nothing searchable matches nothing."""
     if dialect == "sqlite":
         expression = fts5_query(query)
         if expression is None:
             return literal_column("0") == 1
-        return id_column.in_(
+        found: ColumnElement[bool] = id_column.in_(
             text("SELECT rowid FROM notifications_fts WHERE notifications_fts MATCH :fts")
             .bindparams(bindparam("fts", expression))
-            .columns()
+            .columns(column("rowid", Integer))
         )
+        return found
     expression = tsquery(query)
     if expression is None:
         return literal_column("0") == 1
