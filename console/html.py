@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,8 @@ PAGE_HEADERS = {
     # No inline script or style at all: the console's own files only.
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        "connect-src 'self'; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+        "base-uri 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
@@ -53,6 +55,15 @@ class PageError(Exception):
         self.detail = detail
 
 
+def when(value: datetime | None, seconds: bool = False) -> str:
+    """A time as the pages show it: UTC, to the minute (or second)."""
+    if value is None:
+        return ""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
 def is_console(request: web.Request) -> bool:
     return request.path == PREFIX or request.path.startswith(PREFIX + "/")
 
@@ -67,6 +78,7 @@ class Pages:
             autoescape=True,  # customers' names, subjects and bodies are shown everywhere
             undefined=jinja2.StrictUndefined,
         )
+        self.env.filters["when"] = when
 
     def language(self, request: web.Request) -> str:
         return negotiate_language(request.headers.get("Accept-Language"), self.default_language)

@@ -1,5 +1,6 @@
 """The web console for people, assembled: its middlewares (HTML errors, then the session
-and CSRF check) and its routes (sign-in, the pages, the static files).
+and CSRF check) and its routes (sign-in, the outbound log and its resends, the customer
+and case pages the log links to, the static files).
 
 The composition root (``config.app``) adds ``middlewares()`` after the API's and
 ``routes()`` with every other part's.
@@ -13,6 +14,9 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from console.html import PREFIX, STATIC_DIR, Pages
+from console.log_page import LogPage
+from console.log_resend import ResendPages
+from console.record_pages import RecordPages
 from console.sessions import LANDING, ConsoleAuth, see_other
 from console.signin import SignIn
 from storage.db import Database
@@ -37,6 +41,9 @@ class Console:
         self.sign_in = SignIn(
             db, writes, self.pages, self.auth, trust_forwarded_for=config.trust_forwarded_for
         )
+        self.log = LogPage(db, writes, self.pages)
+        self.resend = ResendPages(db, writes, self.pages, self.log)
+        self.records = RecordPages(db, self.pages)
 
     def middlewares(self) -> list[Middleware]:
         return [self.pages.errors, self.auth.middleware]
@@ -46,6 +53,9 @@ class Console:
             web.get(PREFIX, self.landing),
             web.get(PREFIX + "/", self.landing),
             *self.sign_in.routes(),
+            *self.log.routes(),
+            *self.resend.routes(),
+            *self.records.routes(),
             web.static(PREFIX + "/static", STATIC_DIR, append_version=False),
         ]
 
