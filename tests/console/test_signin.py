@@ -50,7 +50,7 @@ async def users_cli(services: Services, *argv: str, stdin: str = "") -> tuple[in
 async def signed_in(client: Client) -> bool:
     """Whether the client's cookie opens a console page (no redirect to the form)."""
     response = await client.get(LOG, allow_redirects=False)
-    return response.status != 303
+    return response.status == 200
 
 
 def set_cookie(response: Any, name: str) -> Any:
