@@ -23,6 +23,7 @@ from aiohttp import web
 from config.app import Services, build_http_app, open_services
 from config.email_parts import build_email_parts
 from config.outbound_parts import build_dispatcher, build_resend_jobs, watch_outbox
+from config.scheduled_parts import build_scheduled_parts
 from config.settings import Settings
 from config.systemd import SystemdNotifier
 from notifiers.templates import TemplateError
@@ -101,6 +102,7 @@ class Daemon:
             build_dispatcher(self.settings, services) if self.settings.dispatch.enabled else None
         )
         resend_jobs = build_resend_jobs(services)
+        scheduled = build_scheduled_parts(self.settings, services)
         exit_code = 0
         try:
             async with asyncio.TaskGroup() as group:
@@ -126,6 +128,11 @@ class Daemon:
                         group.create_task(watch_outbox(services, dispatcher)),
                     ]
                 resending = group.create_task(self._part("resend jobs", resend_jobs.run()))
+                housekeeping = [
+                    group.create_task(self._part(name, runner.run()))
+                    for name, runner in scheduled.runners.items()
+                ]
+                await scheduled.scheduler.start()
                 gc.freeze()  # long-lived objects out of full collections: see writer_process
                 self.notifier.ready("accepting messages")
                 watchdog = group.create_task(self._watchdog())
@@ -138,6 +145,9 @@ class Daemon:
                 # but did not commit stays in the mailbox for next time.
                 for poller in pollers:
                     poller.cancel()
+                await scheduled.stop()  # a retention batch in flight still commits
+                for task in housekeeping:
+                    await task
                 await runner.cleanup()
                 if email.smtp is not None:
                     await email.smtp.stop()

@@ -27,6 +27,7 @@ def setup_logging(level: str, fmt: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # aiohttp's access log and aiosmtpd's per-command session log would dominate the
-    # output (and the CPU) under load; keep them for DEBUG only.
-    for chatty in ("aiohttp.access", "mail.log"):
+    # output (and the CPU) under load; APScheduler logs two lines for every poke of a
+    # scheduled job. Keep them for DEBUG only.
+    for chatty in ("aiohttp.access", "mail.log", "apscheduler.executors"):
         logging.getLogger(chatty).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)

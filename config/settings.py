@@ -335,6 +335,15 @@ class DispatchSettings(Section):
     poll_seconds: float = Field(5.0, gt=0)  # looks for due rows at least this often
 
 
+class LogSettings(Section):
+    """The outbound log's retention: rows older than ``keep_days`` are deleted with their
+    attempts, ``prune_batch`` rows per transaction, by a job every ``prune_every_minutes``."""
+
+    keep_days: int = Field(365, ge=0, le=36_500)  # 0 = keep forever (no retention job)
+    prune_batch: int = Field(500, ge=1, le=10_000)
+    prune_every_minutes: float = Field(60.0, gt=0)
+
+
 class IntakeSettings(Section):
     attachments_dir: Path = Path("attachments")
     parse_workers: int = Field(0, ge=0, le=32)  # MIME parsing processes (0 = one per core)
@@ -495,6 +504,7 @@ class Settings(Section):
     sms: SmsSettings = SmsSettings()
     notifiers: NotifierSettings = NotifierSettings()
     dispatch: DispatchSettings = DispatchSettings()
+    log: LogSettings = LogSettings()
     intake: IntakeSettings = IntakeSettings()
     cases: CaseSettings = CaseSettings()
     loop_protection: LoopProtectionSettings = LoopProtectionSettings()

@@ -62,6 +62,7 @@ from notifiers.resend_jobs import (
     StartResendJob,
     StepRunner,
 )
+from notifiers.retention_ops import LogPruner, PruneLog
 from notifiers.suppression import Suppression
 from notifiers.templates import TemplateRenderer
 from routing.engine import RuleEngine
@@ -145,6 +146,7 @@ class WriterSpec:
             CancelJob: JobCanceller(),
             SaveFilter: filters,
             DeleteFilter: filters,
+            PruneLog: LogPruner(),
         }
 
     def runner(self, renderer: TemplateRenderer | None = None) -> TransactionRunner:

@@ -74,10 +74,15 @@ class Outbox:
         """A Message-ID (without brackets) in our own domain, RFC 5322 §3.6.4."""
         return f"{self._ids.getrandbits(96):024x}@{self.domain}"
 
-    def row(self, request: OutboundRequest, now: datetime) -> dict[str, Any]:
+    def row(
+        self, request: OutboundRequest, now: datetime, rendered: Rendered | None = None
+    ) -> dict[str, Any]:
+        """The row for ``request``, rendered from its template unless ``rendered`` gives
+        the text already (a resend of the original text)."""
         problem: str | None = None
         try:
-            rendered = self.renderer.render(request.template, request.language, request.context)
+            if rendered is None:
+                rendered = self.renderer.render(request.template, request.language, request.context)
         except jinja2.TemplateError as exc:
             # A template mistake must not cost the message that caused the notice: the row
             # is kept, failed, with the reason (and resent once the template is fixed).

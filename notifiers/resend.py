@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection
 
 from notifiers.outbox import OutboundRequest, Outbox
 from notifiers.suppression import opted_out
+from notifiers.templates import Rendered
 from storage.bulk import core_insert
 from storage.models import Notification, TechnicianChannel
 from storage.operations import Executor, OperationRefused, WriteContext
@@ -177,16 +178,12 @@ class ResendWriter:
             requested_by=requested_by, reason=reason, resend_of=original.id,
             attachments=tuple(original.attachments or ()),
         )  # fmt: skip
-        row = self.outbox.row(request, ctx.now)
+        text = Rendered(original.subject, original.body, original.html) if as_sent else None
+        row = self.outbox.row(request, ctx.now, text)
         # The thread the original answered stays the thread the resend answers.
         for name in ("In-Reply-To", "References"):
             if name in headers:
                 row["headers"][name] = headers[name]
-        if as_sent:
-            row.update(
-                subject=original.subject, body=original.body, html=original.html,
-                segments=original.segments, status="pending", status_reason=None,
-            )  # fmt: skip
         return row
 
 

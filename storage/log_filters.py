@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, literal_column, select
 from sqlalchemy.engine import Connection
 
 from storage.models import Case, Notification
@@ -163,7 +163,10 @@ def conditions(conn: Connection, f: LogFilters) -> list[ColumnElement[bool]]:
         conds.append(n.status == f.status[0] if len(f.status) == 1 else n.status.in_(f.status))
     if f.sent is not None:
         conds.append(n.status == "sent" if f.sent else n.status != "sent")
-    if f.trigger:
+    if f.trigger == "manual":
+        # A literal: the partial index of manual rows applies only to a known value.
+        conds.append(n.trigger == literal_column("'manual'"))
+    elif f.trigger:
         conds.append(n.trigger == f.trigger)
     if f.template:
         conds.append(n.template == f.template)

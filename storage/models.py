@@ -28,6 +28,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -433,12 +434,24 @@ class Notification(Base):
         Index("ix_notifications_list", "created_at", "id"),
         Index("ix_notifications_status_list", "status", "created_at", "id"),
         Index("ix_notifications_channel_list", "channel", "created_at", "id"),
-        Index("ix_notifications_trigger_list", "trigger", "created_at", "id"),
+        # Manual rows are few: a partial index finds them (the filter names the value as a
+        # literal, which a partial index needs); automatic ones are most rows, read in
+        # list order. An index led by trigger would also lure the acknowledgement cap's
+        # lookup away from the recipient index.
+        Index(
+            "ix_notifications_manual_list",
+            "created_at",
+            "id",
+            sqlite_where=text("trigger = 'manual'"),
+            postgresql_where=text("trigger = 'manual'"),
+        ),
         Index("ix_notifications_template_list", "template", "created_at", "id"),
         Index("ix_notifications_provider_list", "provider", "created_at", "id"),
         Index("ix_notifications_case_list", "case_id", "created_at", "id"),
         Index("ix_notifications_resend_list", "resend_of", "created_at", "id"),
         Index("ix_notifications_sent_list", "sent_at", "id"),
+        # A delivery receipt that names only the provider's message id finds its row.
+        Index("ix_notifications_provider_id", "provider_id"),
         Index("ix_notifications_recipient_created", "recipient", "created_at"),
         Index("ix_notifications_customer_created", "customer_id", "created_at"),
     )

@@ -103,3 +103,19 @@ def test_config_check_command(tmp_path: Path) -> None:
     out, err = io.StringIO(), io.StringIO()
     assert cli.main(["config", "check", "--config", str(bad)], out, err) == 1
     assert "http.port" in err.getvalue() and "http.bogus: unknown key" in err.getvalue()
+
+
+def test_log_retention_keys(tmp_path: Path) -> None:
+    log = load_settings(DEFAULT_CONFIG, {}).log
+    assert (log.keep_days, log.prune_batch, log.prune_every_minutes) == (365, 500, 60)
+    env = {"VENTANILLA_LOG__KEEP_DAYS": "0", "VENTANILLA_LOG__PRUNE_BATCH": "50"}
+    log = load_settings(DEFAULT_CONFIG, env).log
+    assert (log.keep_days, log.prune_batch) == (0, 50)
+    bad = write(tmp_path, "[log]\nkeep_days = -1\nprune_batch = 0\nprune_every_minutes = 0\n")
+    with pytest.raises(ConfigError) as info:
+        load_settings(bad, {})
+    keys = {p.key for p in info.value.problems}
+    assert keys == {"log.keep_days", "log.prune_batch", "log.prune_every_minutes"}
+    with pytest.raises(ConfigError) as info:
+        load_settings(DEFAULT_CONFIG, {"VENTANILLA_LOG__KEEP_DAYS": "a year"})
+    assert [p.key for p in info.value.problems] == ["log.keep_days"]
