@@ -20,6 +20,7 @@ from config.cli_users import add_users_parsers
 from storage.auth import create_token
 from storage.console_sessions import SetPassword
 from storage.models import ConsoleSession, User, utcnow
+from storage.operations import OperationRefused
 from tests.conftest import make_settings
 from tests.console.console_support import (
     PASSWORD,
@@ -190,9 +191,18 @@ async def test_every_console_role_signs_in_and_intake_does_not(
         stored = await session.scalar(select(User.password_hash).where(User.id == with_hash))
         await session.execute(update(User).where(User.name == "crm").values(password_hash=stored))
     assert (await post_login(client, "crm")).status == 401
-    refused = services.writes.submit(SetPassword("crm", stored or "", role=None))
-    with pytest.raises(Exception, match="cannot sign in"):
-        await refused
+    with pytest.raises(OperationRefused, match="cannot sign in"):
+        await services.writes.submit(SetPassword("crm", stored or "", role=None))
+
+
+async def test_sign_in_attempts_are_limited_per_address(services: Services, client: Client) -> None:
+    await add_user(services, "ana", "ops")
+    for _ in range(10):
+        assert (await post_login(client, "ana", "no es esta")).status == 401
+    slowed = await post_login(client, "ana")  # even the right password, for a while
+    assert slowed.status == 429
+    assert int(slowed.headers["Retry-After"]) >= 1
+    assert "Demasiados intentos" in await slowed.text()
 
 
 async def test_csrf_is_required_on_every_post(services: Services, client: Client) -> None:
