@@ -25,6 +25,7 @@ from cases.acks import AckLimiter, acknowledgement_for
 from cases.batch_locks import lock_threads
 from cases.bounces import mark_bounced
 from cases.catalog_state import CatalogInTransaction
+from cases.chat_threads import CaseMentions
 from cases.events import event_row
 from cases.inbound_failures import record_failed_inbound
 from cases.lookups import (
@@ -90,6 +91,7 @@ class IntakeBatch(Executor):
         self.acks_per_day = acks_per_sender_per_day
         self._refs = random.Random(secrets.randbits(128))
         self._tag = re.compile(r"\[(" + re.escape(numbers.prefix) + r"\d{1,12})\]")
+        self._mentions = CaseMentions(numbers.prefix, numbers.width)
 
     def _new_ref(self) -> str:
         # Unique, not secret: a PRNG seeded once from the OS. uuid4() per row would make a
@@ -110,7 +112,7 @@ class IntakeBatch(Executor):
         self._check_files(fresh)
         usable = [w for w in fresh if w.outcome != "failed"]
         find_customers(conn, usable, st)
-        find_threads(conn, usable, self._tag, self.threading, catalog, now)
+        find_threads(conn, usable, self._tag, self.threading, catalog, now, self._mentions)
         self._route_openers(usable, catalog, now)
         self._insert_customers(conn, usable, st)
         self._insert_cases(conn, usable, catalog, now)

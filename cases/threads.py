@@ -6,11 +6,14 @@ In order (first hit wins):
    Message-IDs are not guessable, so any sender may continue a case this way (a colleague
    in Cc answering counts).
 2. A delivery status notification about one of our notifications threads into its case.
-3. The subject tag ``[CAS-000123]``, but only for the case's own customer: a number typed
-   into a subject must not let a stranger write into someone else's case.
+3. The subject tag ``[CAS-000123]`` (in a chat or text message: the number in its text),
+   but only for the case's own customer: a number typed into a subject must not let a
+   stranger write into someone else's case.
 4. An earlier reply naming this message's Message-ID (the reply arrived first).
 5. Email only, when enabled: the same customer with the same normalized subject on a case
    updated within ``same_subject_days``.
+6. Chat and SMS: the customer's open conversation on that channel within
+   ``chat_window_hours`` (``cases.chat_threads``).
 The same rules hold between the messages of one batch, in arrival order: a reply that is
 committed together with the message it answers, or several quick mails from one sender
 with one subject, continue the case the first of them opens (``Work.joins``).
@@ -26,6 +29,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Connection
 
+from cases.chat_threads import Mentions, chat_window, is_chat
 from cases.lookups import Work
 from cases.statements import (
     ANSWERED_BY,
@@ -56,6 +60,7 @@ class ThreadingPolicy:
     same_subject_days: int = 7
     reply_to_closed: str = "reopen"  # reopen | new_case
     reopen_status: str = "Abierta"
+    chat_window_hours: float = 24.0
 
 
 def find_threads(
@@ -65,8 +70,10 @@ def find_threads(
     policy: ThreadingPolicy,
     catalog: CatalogSnapshot,
     now: datetime,
+    mentions: Mentions | None = None,
 ) -> None:
-    """Set ``case_id``/``outcome`` on the work items that continue a case."""
+    """Set ``case_id``/``outcome`` on the work items that continue a case. ``mentions``
+    finds a case number in a chat message's text (``cases.chat_threads``)."""
     _parents(conn, [w for w in work if w.item.msg.parent_case])
     work = [w for w in work if not w.item.msg.parent_case]
     refs = {ref for w in work for ref in (*w.item.msg.in_reply_to, *w.item.msg.reports_on)}
@@ -77,6 +84,10 @@ def find_threads(
         rows = conn.execute(NOTIFICATIONS_BY_REF, {"refs": sorted(refs)})
         by_ref.update({r.message_id: r.case_id for r in rows})
     tags = {w: m.group(1) for w in work if (m := tag.search(w.item.msg.subject))}
+    if mentions is not None:
+        for w in work:
+            if w not in tags and is_chat(w) and (number := mentions(w.item.msg.text)):
+                tags[w] = number
     by_number: dict[str, tuple[int, int]] = {}
     if tags:
         rows = conn.execute(CASES_BY_NUMBER, {"numbers": sorted(set(tags.values()))})
@@ -92,6 +103,8 @@ def find_threads(
             w.case_id, w.outcome = hit, "continued"
     _answered_earlier(conn, [w for w in work if w.case_id is None])
     _same_subject(conn, [w for w in work if w.case_id is None], policy, now)
+    chat_window(conn, [w for w in work if w.case_id is None], policy.chat_window_hours,
+                catalog, now)  # fmt: skip
     _follow_merges(conn, [w for w in work if w.case_id is not None])
     _within_batch(work, policy)
     _closed_cases(conn, [w for w in work if w.case_id is not None], policy, catalog)
@@ -139,6 +152,8 @@ def _within_batch(work: list[Work], policy: ThreadingPolicy) -> None:
     for i, w in enumerate(work):
         msg = w.item.msg
         keys: list[object] = []
+        if is_chat(w) and (sender := _customer_key(w)) is not None:
+            keys.append((sender, msg.channel.value))  # one conversation per batch
         if msg.channel.value == "email":
             # The id it is stored under: a reused Message-ID is another message's.
             keys.append(("id", w.external_id or msg.external_id))

@@ -204,6 +204,7 @@ def writer_spec(settings: Settings) -> WriterSpec:
         number_prefix=settings.cases.number_prefix,
         number_width=settings.cases.number_width,
         same_subject_days=settings.cases.same_subject_days,
+        chat_window_hours=settings.cases.chat_window_hours,
         reply_to_closed=settings.cases.reply_to_closed,
         reopen_status=settings.cases.reopen_status,
         merged_status=settings.cases.merged_status,

@@ -1,5 +1,5 @@
 """Operator commands of the ``ventanilla`` CLI: tokens, the inbound log and retries (the
-case commands are ``config.cli_cases``).
+case commands are ``config.cli_cases``, the outbound log's ``config.cli_log``).
 
 Each ``cmd_*`` takes the running services, the parsed arguments and an output stream and
 returns the exit code (0 ok, 1 not found / still failing, 2 bad usage); every change goes
@@ -16,6 +16,7 @@ from tabulate import tabulate
 
 from config.app import Services
 from config.cli_cases import add_case_parsers
+from config.cli_log import add_log_parsers
 from config.cli_output import json_out, paging, print_page, short, when
 from console import serialize
 from storage.auth import ROLES, CreateToken, RevokeToken, list_tokens, new_token
@@ -136,7 +137,7 @@ async def cmd_inbound_retry(services: Services, args: argparse.Namespace, out: T
 
 
 def add_ops_parsers(subparsers: Any) -> None:
-    """Register token, cases and inbound on the ``ventanilla`` subparsers. Each sets
+    """Register token, cases, log and inbound on the ``ventanilla`` subparsers. Each sets
     ``handler``, called with the running services."""
     token = subparsers.add_parser("token", help="API tokens")
     token_sub = token.add_subparsers(dest="token_cmd", required=True)
@@ -153,6 +154,7 @@ def add_ops_parsers(subparsers: Any) -> None:
     revoke.set_defaults(handler=cmd_token_revoke)
 
     add_case_parsers(subparsers)
+    add_log_parsers(subparsers)
 
     inbound = subparsers.add_parser("inbound", help="the inbound message log")
     inbound_sub = inbound.add_subparsers(dest="inbound_cmd", required=True)

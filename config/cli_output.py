@@ -1,9 +1,11 @@
-"""What the CLI's operator commands share: short cells, times, JSON and paged tables."""
+"""What the CLI's operator commands share: short cells, times, JSON, paged tables and the
+outbox statuses' colours on a terminal."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections.abc import Callable
 from typing import Any, TextIO
 
@@ -20,6 +22,24 @@ def short(text: str | None, width: int) -> str:
 
 def when(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value is not None else ""
+
+
+# SGR codes of the outbox statuses and delivery attempts' outcomes: sent green, failed,
+# dead and permanent red, still on their way (or to be tried again) yellow, suppressed dim.
+STATUS_COLOURS = {
+    "sent": "32", "failed": "31", "dead": "31", "permanent": "31", "pending": "33",
+    "sending": "33", "transient": "33", "suppressed": "2",
+}  # fmt: skip
+
+
+def colour_on(out: TextIO) -> bool:
+    """Colours only for a person at a terminal, and never when NO_COLOR is set (no-color.org)."""
+    return out.isatty() and not os.environ.get("NO_COLOR")
+
+
+def status_text(status: str, colour: bool) -> str:
+    code = STATUS_COLOURS.get(status)
+    return f"\x1b[{code}m{status}\x1b[0m" if colour and code else status
 
 
 def json_out(body: Any, out: TextIO) -> None:

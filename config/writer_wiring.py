@@ -92,6 +92,7 @@ class WriterSpec:
     attachments_dir: Path  # the store whose files the writer process flushes before a commit
     own_mailboxes: tuple[str, ...] = ()  # never sent to (loop protection)
     providers: tuple[tuple[str, str], ...] = ()  # channel → its default sender
+    chat_window_hours: float = 24.0  # chat and SMS: how long a conversation stays one case
 
     def executors(self, renderer: TemplateRenderer | None = None) -> dict[type, Executor]:
         renderer = renderer or TemplateRenderer(default_language=self.default_language)
@@ -107,6 +108,7 @@ class WriterSpec:
                 same_subject_days=self.same_subject_days,
                 reply_to_closed=self.reply_to_closed,
                 reopen_status=self.reopen_status,
+                chat_window_hours=self.chat_window_hours,
             ),
             acks_per_sender_per_day=self.acks_per_sender_per_day,
             missing_files=AttachmentStore(self.attachments_dir).missing,

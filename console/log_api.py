@@ -10,8 +10,6 @@ override its values.
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any
 
 from aiohttp import web
@@ -27,12 +25,13 @@ from console.http_json import (
     read_model,
     single_params,
 )
+from console.log_csv import CSV_COLUMNS, csv_lines, csv_row
 from console.principal import principal_of
 from notifiers.resend import ResendOne, Resent
 from notifiers.resend_jobs import CancelJob, JobStarted, StartResendJob
 from storage.auth import Principal
 from storage.db import Database
-from storage.log_filters import FILTER_PARAMS, LogFilters, parse_filters
+from storage.log_filters import FILTER_PARAMS, LogFilters, merged_params, parse_filters
 from storage.log_queries import (
     COUNT_CAP,
     count_notifications,
@@ -51,11 +50,6 @@ RESEND_ROLES = ("ops",)  # admin is implied
 LIST_PARAMS = frozenset((*FILTER_PARAMS, "filter", "limit", "cursor", "order", "count"))
 EXPORT_PARAMS = frozenset((*FILTER_PARAMS, "filter", "format"))
 NOBODY = -1  # the technician an agent without one is scoped to: no row matches
-CSV_COLUMNS = (
-    "id", "created_at", "sent_at", "channel", "recipient", "customer_id", "customer",
-    "case", "subject", "status", "status_reason", "attempts", "trigger", "template",
-    "provider", "requested_by", "reason", "resend_of",
-)  # fmt: skip
 ID = Param("id", "path", {"type": "integer", "minimum": 1}, "the notification's id", True, 1)
 JOB_ID = Param("id", "path", {"type": "integer", "minimum": 1}, "the job's id", True, 1)
 IDEMPOTENCY = Param(
@@ -143,16 +137,14 @@ class LogApi:
     async def filters_for(self, principal: Principal, params: dict[str, str]) -> LogFilters:
         """The filters of a request: the saved filter it names, overridden by the
         parameters given beside it, scoped to an agent's own cases."""
-        merged: dict[str, str] = {}
+        saved = None
         name = params.get("filter")
         if name:
             saved = await self.db.read(get_saved_filter, user_id=principal.user_id, name=name)
             if saved is None:
                 raise bad_param("filter", f"you have no saved filter named {name!r}")
-            merged.update(saved.params)
-        merged.update({k: v for k, v in params.items() if k in FILTER_PARAMS})
         try:
-            filters = parse_filters(merged)
+            filters = parse_filters(merged_params(saved.params if saved else None, params))
         except QueryError as exc:
             raise bad_param(exc.param, str(exc)) from None
         if principal.may(*RESEND_ROLES):
@@ -203,10 +195,10 @@ class LogApi:
             }
         )
         await response.prepare(request)
-        await response.write(_csv_lines([CSV_COLUMNS]))
+        await response.write(csv_lines([CSV_COLUMNS]))
         page = first
         while True:
-            await response.write(_csv_lines(_csv_row(i) for i in page.items))
+            await response.write(csv_lines(csv_row(i) for i in page.items))
             if page.next_cursor is None:
                 break
             page = await self.db.read(list_notifications, filters, 200, page.next_cursor)
@@ -300,26 +292,3 @@ def idempotency_key(request: web.Request) -> str | None:
     if len(key) > 100:
         raise error(400, "invalid_header", "Idempotency-Key is at most 100 characters")
     return key or None
-
-
-def _csv_row(item: Any) -> list[Any]:
-    row = shapes.log_item(item)
-    customer = row.pop("customer") or {}
-    row["customer_id"] = customer.get("id")
-    row["customer"] = customer.get("name")
-    return [_cell(row.get(column)) for column in CSV_COLUMNS]
-
-
-def _cell(value: Any) -> Any:
-    # A cell a spreadsheet would read as a formula (CSV injection); a phone number's "+"
-    # followed by digits is left alone.
-    phone = isinstance(value, str) and value[:1] == "+" and value[1:].isdigit()
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r") and not phone:
-        return "'" + value
-    return "" if value is None else value
-
-
-def _csv_lines(rows: Any) -> bytes:
-    buffer = io.StringIO()
-    csv.writer(buffer).writerows(rows)
-    return buffer.getvalue().encode("utf-8")

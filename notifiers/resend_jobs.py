@@ -230,16 +230,27 @@ class JobCanceller(Executor):
 
 class ResendJobRunner(Runner[int]):
     """Works every running job through to its end, a step (one transaction) at a time;
-    poked when a job starts, and finds jobs left running by a restart at its poll."""
+    poked when a job starts, and finds jobs left running by a restart at its poll.
 
-    def __init__(self, db: Database, writes: WritePath, *, poll_seconds: float = 30.0) -> None:
+    ``only``: work that one job and leave the others alone (the CLI following the job it
+    started, so that it ends with it even where no daemon runs).
+    """
+
+    def __init__(
+        self, db: Database, writes: WritePath, *, poll_seconds: float = 30.0,
+        only: int | None = None,
+    ) -> None:  # fmt: skip
         super().__init__("resend-jobs", slots=2, poll_seconds=poll_seconds)
         self.db = db
         self.writes = writes
+        self.only = only
         self._busy: set[int] = set()
 
     async def claim(self, capacity: int) -> Sequence[int]:
-        jobs = [j for j in await self.db.read(running_jobs) if j not in self._busy]
+        jobs = [
+            j for j in await self.db.read(running_jobs)
+            if j not in self._busy and self.only in (None, j)
+        ]  # fmt: skip
         taken = jobs[:capacity]
         self._busy.update(taken)
         return taken
@@ -251,6 +262,11 @@ class ResendJobRunner(Runner[int]):
                 step: StepDone = await self.writes.submit(ResendStep(item))
                 queued += step.queued
                 if step.finished:
+                    break
+                if self._stopping.is_set():
+                    # Stopping: end after this step rather than run the job out during the
+                    # grace period; the job is resumed from its position at the next poll.
+                    log.info("resend job %d: stopped between steps; it resumes later", item)
                     break
             log.info("resend job %d: %d resend(s) queued here", item, queued)
         finally:

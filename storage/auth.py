@@ -139,6 +139,14 @@ def token_info(conn: Connection, token_id: int) -> TokenInfo | None:
     return TokenInfo(**row._mapping) if row is not None else None
 
 
+def user_by_name(conn: Connection, name: str) -> Principal | None:
+    """The user named ``name`` (as token creation spells it: inner spaces collapsed), or
+    None; the CLI acts for one."""
+    wanted = " ".join(name.split())
+    row = conn.execute(select(User.id, User.name, User.role).where(User.name == wanted)).first()
+    return None if row is None else Principal(row.id, row.name, row.role)
+
+
 async def list_tokens(session: AsyncSession, include_revoked: bool = False) -> list[TokenInfo]:
     stmt = _TOKEN_INFO.order_by(ApiToken.id)
     if not include_revoked:

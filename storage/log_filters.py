@@ -148,6 +148,14 @@ def parse_filters(params: Mapping[str, Any]) -> LogFilters:
     return filters
 
 
+def merged_params(saved: Mapping[str, Any] | None, given: Mapping[str, Any]) -> dict[str, str]:
+    """A saved filter's params overridden by the filter parameters given beside it (what
+    ``filter=NAME`` with more parameters means, in the API and the CLI alike)."""
+    merged = {k: str(v) for k, v in (saved or {}).items()}
+    merged.update({k: str(v) for k, v in given.items() if k in FILTER_PARAMS and v is not None})
+    return merged
+
+
 def time_column(filters: LogFilters) -> Any:
     return Notification.sent_at if filters.time == "sent" else Notification.created_at
 
