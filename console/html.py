@@ -64,6 +64,15 @@ def when(value: datetime | None, seconds: bool = False) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
 
+def path_number(request: web.Request, name: str = "id") -> int:
+    """A numeric id from the path (the route's pattern allows digits only); 404 when it
+    is too long to be one of ours."""
+    raw = request.match_info[name]
+    if not raw.isdigit() or len(raw) > 18:
+        raise PageError(404, "not_found")
+    return int(raw)
+
+
 def is_console(request: web.Request) -> bool:
     return request.path == PREFIX or request.path.startswith(PREFIX + "/")
 

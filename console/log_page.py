@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from console.html import PageError, Pages
+from console.html import PageError, Pages, path_number
 from console.log_params import FormValues, log_url, request_params
 from console.log_schemas import message_headers
 from console.principal import console_user_of
@@ -51,13 +51,6 @@ HTML_VIEW_HEADERS = {
     "X-Frame-Options": "SAMEORIGIN",
     "Referrer-Policy": "no-referrer",
 }
-
-
-def notification_id(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 18:
-        raise PageError(404, "not_found")
-    return int(raw)
 
 
 def scoped(user: SessionUser, filters: LogFilters) -> LogFilters:
@@ -173,7 +166,7 @@ class LogPage:
 
     async def delete_filter(self, request: web.Request) -> web.StreamResponse:
         user = console_user_of(request)
-        await self.writes.submit(DeleteFilter(user.user_id, notification_id(request)))
+        await self.writes.submit(DeleteFilter(user.user_id, path_number(request)))
         return see_other("/console/log")
 
     # --- one message ---------------------------------------------------------------------
@@ -187,7 +180,7 @@ class LogPage:
             raise PageError(404, "not_found")
 
     async def view(self, request: web.Request) -> web.Response:
-        return await self.message_page(request, notification_id(request))
+        return await self.message_page(request, path_number(request))
 
     async def message_page(
         self,
@@ -221,7 +214,7 @@ class LogPage:
 
     async def view_html(self, request: web.Request) -> web.Response:
         user = console_user_of(request)
-        row_id = notification_id(request)
+        row_id = path_number(request)
         await self._visible(user, row_id)
         detail = await self.db.read(get_notification, row_id)
         if detail is None or not detail.html:

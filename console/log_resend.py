@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from console.html import PageError, Pages
+from console.html import PageError, Pages, path_number
 from console.log_page import RESEND_ROLES, LogPage
 from console.log_params import log_url, request_params
 from console.log_schemas import job as job_json
@@ -40,13 +40,6 @@ def resender(request: web.Request) -> SessionUser:
     if not user.may(*RESEND_ROLES):
         raise PageError(403, "forbidden")
     return user
-
-
-def job_id(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    if not raw.isdigit() or len(raw) > 18:
-        raise PageError(404, "not_found")
-    return int(raw)
 
 
 def checked_ids(values: list[Any]) -> list[int]:
@@ -140,7 +133,7 @@ class ResendPages:
 
     async def job_page(self, request: web.Request) -> web.Response:
         resender(request)
-        row = await self.db.read(get_job, job_id(request))
+        row = await self.db.read(get_job, path_number(request))
         if row is None:
             raise PageError(404, "not_found")
         return self.pages.render(request, "job.html", section="log", job=row)
@@ -148,14 +141,14 @@ class ResendPages:
     async def progress(self, request: web.Request) -> web.Response:
         """The job as the API shows it, for the page's script (same session, no token)."""
         resender(request)
-        row = await self.db.read(get_job, job_id(request))
+        row = await self.db.read(get_job, path_number(request))
         if row is None:
             raise PageError(404, "not_found")
         return web.json_response(job_json(row), headers={"Cache-Control": "no-store"})
 
     async def cancel(self, request: web.Request) -> web.StreamResponse:
         resender(request)
-        number = job_id(request)
+        number = path_number(request)
         try:
             await self.writes.submit(CancelJob(number))
         except OperationRefused as exc:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from aiohttp import web
 from yarl import URL
 
-from console.html import PageError, Pages
+from console.html import PageError, Pages, path_number
 from console.principal import console_user_of
 from storage.customer_queries import customer_timeline, get_customer
 from storage.db import Database
@@ -34,10 +34,7 @@ class RecordPages:
 
     async def customer(self, request: web.Request) -> web.Response:
         console_user_of(request)
-        raw = request.match_info["id"]
-        if len(raw) > 18:
-            raise PageError(404, "not_found")
-        customer_id = int(raw)
+        customer_id = path_number(request)
         cursor = request.query.get("cursor") or None
         found = await self.db.read(get_customer, customer_id)
         if found is None:
