@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 from cases.catalog_edit import CatalogEditor
 from cases.catalog_import import CatalogImporter
 from cases.catalog_state import CatalogInTransaction
+from cases.customers import AddIdentity, CustomerMerger, IdentityWriter, MergeCustomers
 from cases.edit import CaseUpdater, NoteWriter
 from cases.inbound_failures import FailedInboundRecorder
 from cases.intake_batch import IntakeBatch
@@ -146,6 +147,8 @@ class WriterSpec:
             StartResendJob: JobStarter(),
             ResendStep: StepRunner(resends),
             CancelJob: JobCanceller(),
+            AddIdentity: IdentityWriter(),
+            MergeCustomers: CustomerMerger(),
             SaveFilter: filters,
             DeleteFilter: filters,
             PruneLog: LogPruner(),
