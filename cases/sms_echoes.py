@@ -58,6 +58,6 @@ def suppress_echoes(
     for w in sms:
         phone = w.item.msg.sender.phone
         if (phone, folded(w.item.msg.text)) in sent:
-            reason = f"the text repeats an SMS we sent to {phone} (an autoresponder; loop protection)"
+            reason = f"the text repeats an SMS we sent to {phone} (autoresponder loop guard)"
             log.info("acknowledgement suppressed: %s", reason)
             wanted[w] = reason

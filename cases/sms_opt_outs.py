@@ -60,7 +60,9 @@ class OptOutWriter(Executor):
 
     def run_one(self, conn: Connection, op: SetSmsOptOut, ctx: WriteContext) -> OptOutResult:
         seen = conn.scalar(
-            select(Inbound.id).where(Inbound.channel == "sms", Inbound.external_id == op.external_id)
+            select(Inbound.id).where(
+                Inbound.channel == "sms", Inbound.external_id == op.external_id
+            )
         )
         if seen is not None:
             return OptOutResult("duplicate", int(seen))

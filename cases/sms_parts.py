@@ -215,6 +215,8 @@ def _mark_joined(conn: Connection, parts: list[Any], inbound_id: int, now: datet
 
 def _duplicate(conn: Connection, inbound_id: int) -> AcceptResult:
     number = conn.scalar(
-        select(Case.number).join(Inbound, Inbound.case_id == Case.id).where(Inbound.id == inbound_id)
+        select(Case.number)
+        .join(Inbound, Inbound.case_id == Case.id)
+        .where(Inbound.id == inbound_id)
     )
     return AcceptResult("duplicate", inbound_id, number)

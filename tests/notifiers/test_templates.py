@@ -38,6 +38,7 @@ def about_a_case(name: str) -> bool:
     """Every notice names its case but those about the number itself (SMS opt-out)."""
     return name.rpartition("_")[0] not in CASELESS
 
+
 # Long, accented values (UCS-2 SMS: 70 units a segment) and a long case number.
 LONG = {
     "case_number": "CAS-000000123456",
