@@ -15,6 +15,7 @@ in the message's text instead; the raw request keeps its URL, so nothing is lost
 
 from __future__ import annotations
 
+import base64
 import logging
 import mimetypes
 from dataclasses import dataclass, field
@@ -60,9 +61,11 @@ class TwilioMedia:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
+            credentials = f"{self.config.account_sid}:{self.config.auth_token}".encode()
             self._session = aiohttp.ClientSession(
-                auth=aiohttp.BasicAuth(self.config.account_sid, self.config.auth_token),
                 timeout=aiohttp.ClientTimeout(total=self.config.timeout_seconds),
+                # aiohttp drops this header when a redirect leaves the origin.
+                headers={"Authorization": "Basic " + base64.b64encode(credentials).decode()},
             )
         return self._session
 
