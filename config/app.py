@@ -20,6 +20,7 @@ from cases.lookups import attachment_digests
 from config.http import BearerAuth, ReadinessCheck, health_routes, json_errors
 from config.seed import seed_catalog
 from config.settings import Settings
+from config.sms_intake_parts import sms_webhooks
 from config.writer_wiring import WriterSpec, process_runner
 from console.api import OpsApi
 from console.pages import Console, ConsoleConfig
@@ -32,6 +33,7 @@ from intake.email.mailboxes import Mailbox, MailboxDirectory
 from intake.email.parse import ParseLimits
 from intake.email.parser_pool import ParserPool
 from intake.metrics import IntakeMetrics
+from intake.sms import SmsMetrics
 from intake.webform import WebFormConfig, WebFormIntake
 from notifiers.sms_callbacks import (
     SmsStatusCallbacks,
@@ -64,6 +66,7 @@ class Services:
     secret_key: bytes
     email: EmailIngest
     parser_pool: ParserPool | None = None
+    sms_metrics: SmsMetrics | None = None  # registered by the first app that mounts SMS
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
 
     async def start_parser_pool(self) -> None:
@@ -321,4 +324,6 @@ def build_http_app(services: Services) -> web.Application:
     app.add_routes(health_routes(services.db, services.registry, services.readiness))
     for part in parts:
         app.add_routes(part.routes())
+    for webhook in sms_webhooks(services, app):
+        app.add_routes(webhook.routes())
     return app

@@ -40,6 +40,8 @@ from cases.operations import (
     UpdateCase,
 )
 from cases.replies import CaseReplier
+from cases.sms_opt_outs import OptOutWriter, SetSmsOptOut
+from cases.sms_parts import CollectSmsPart, FlushSmsParts, SmsPartCollector, SmsPartFlusher
 from cases.technician_channels import ChannelsWriter, SetTechnicianChannels
 from cases.threads import ThreadingPolicy
 from intake.attachments import AttachmentStore, BackgroundSync
@@ -152,6 +154,9 @@ class WriterSpec:
             SaveFilter: filters,
             DeleteFilter: filters,
             PruneLog: LogPruner(),
+            SetSmsOptOut: OptOutWriter(outbox),
+            CollectSmsPart: SmsPartCollector(intake),
+            FlushSmsParts: SmsPartFlusher(intake),
         }
 
     def runner(self, renderer: TemplateRenderer | None = None) -> TransactionRunner:

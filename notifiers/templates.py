@@ -62,7 +62,11 @@ NOTICES: dict[str, tuple[str, tuple[str, ...]]] = {
     "status": ("customer", ("email", "sms", "telegram")),  # the case's status changed
     "reply": ("customer", ("email", "sms", "telegram")),  # an agent's answer
     "watch": ("watcher", ("email",)),  # an internal note, to those following the case
+    "optout": ("customer", ("sms",)),  # STOP/BAJA by SMS: nothing more will be sent
+    "optin": ("customer", ("sms",)),  # START/ALTA by SMS: messages will be sent again
 }
+# Notices about the number itself, not a case: no case number in them.
+CASELESS = frozenset({"optout", "optin"})
 REQUIRED = ("case_number", "title", "text")  # strict: a template using one needs it
 OPTIONAL: dict[str, str] = {key: "" for key in CONTEXT if key not in REQUIRED}
 
