@@ -25,7 +25,7 @@ $(TESTSTAMP): pyproject.toml | $(BIN)/python
 run: $(STAMP)
 	$(BIN)/ventanilla --config $(CONFIG) db upgrade
 	$(BIN)/ventanilla --config $(CONFIG) config check
-	@echo "Starting Ventanilla: web form http://127.0.0.1:8080/form, API http://127.0.0.1:8080/api/v1/, metrics http://127.0.0.1:8080/metrics"
+	@echo "Starting Ventanilla: web form http://127.0.0.1:8080/form, API http://127.0.0.1:8080/api/v1/, console http://127.0.0.1:8080/console/log, metrics http://127.0.0.1:8080/metrics"
 	$(BIN)/ventanilla --config $(CONFIG) serve
 
 ## test: install what the tests need, then run the whole suite (lint and types included)
@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/intake_http.py --rounds 3
 	$(BIN)/python bench/intake_http.py --mixed --rounds 3
 	$(BIN)/python bench/intake_smtp.py --rounds 3
+	$(BIN)/python bench/sms_intake.py --rounds 3
 	$(BIN)/python bench/dispatch.py --rounds 3
 	$(BIN)/python bench/telegram.py --rounds 3
 

@@ -215,6 +215,7 @@ def run_load(url: str, args: argparse.Namespace) -> dict[str, Any]:
         f"--warmup={args.warmup}",
         f"--category={args.category}",
         f"--client={args.client}",
+        *getattr(args, "loadgen_extra", ()),  # another load (bench/sms_intake.py)
     ]
     budget = args.warmup + args.seconds + 90  # loadgen stops itself; this is a backstop
     done = subprocess.run(command, capture_output=True, text=True, timeout=budget, check=False)
@@ -284,7 +285,7 @@ def run_loads(
     """The intake load, and with a token the case-operation load beside it (both start
     together and keep the same warm-up and window)."""
     if token is None:
-        return run_load(f"{base_url}/form", args), None
+        return run_load(base_url + getattr(args, "load_path", "/form"), args), None
     check_token(base_url, token)
     ops_proc = start_opsload(base_url, token, workdir, args)
     try:

@@ -16,13 +16,20 @@ against a no-op aiohttp server, the aiohttp client saturates its core at about h
 rate the raw client reaches (4,500–7,400 vs 12,700–13,600 req/s here), so with it the
 ceiling would partly measure the client; the raw client keeps the server the bottleneck.
 Only loopback targets are allowed; the run ends by itself after warm-up + duration.
+
+With ``--twilio-token`` it posts incoming SMS instead, as Twilio does (form fields, each
+from a number of its own, signed with ``X-Twilio-Signature`` over ``--twilio-url``): the
+load of ``bench/sms_intake.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
+import hashlib
+import hmac
 import ipaddress
 import json
 import socket
@@ -30,10 +37,10 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, urlencode, urlsplit
 
 import aiohttp
 
@@ -53,6 +60,12 @@ DESCRIPTION = (
 # Requests still unanswered this long after the window closes are abandoned (and counted).
 GRACE_S = 30.0
 HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
+# A customer's text of two SMS segments.
+SMS_TEXT = (
+    "Hola, desde ayer a la tarde no tengo internet en casa. Ya reinicié el módem dos veces y "
+    "la luz sigue en rojo. ¿Pueden revisar la línea? Estoy todo el día. Gracias."
+)
 
 
 @dataclass
@@ -103,6 +116,37 @@ def form_body(n: int, run_id: str, category: str) -> bytes:
         "category": category,
     }
     return json.dumps(body, ensure_ascii=False).encode()
+
+
+def twilio_body(n: int, run_id: str, token: str, signed_url: str) -> tuple[bytes, str]:
+    """An incoming SMS as Twilio posts it (form fields), from a number of its own, and its
+    ``X-Twilio-Signature`` (HMAC-SHA1 of the URL and the sorted fields, Twilio's
+    "Webhooks security")."""
+    sid = f"SM{run_id}{n:024x}"
+    fields = {
+        "AccountSid": "AC" + "0" * 32, "ApiVersion": "2010-04-01", "Body": SMS_TEXT,
+        "From": f"+1415{2_000_000 + n % 8_000_000:07d}", "FromCountry": "US",
+        "MessageSid": sid, "NumMedia": "0", "NumSegments": "2", "SmsMessageSid": sid,
+        "SmsSid": sid, "SmsStatus": "received", "To": "+15005550006", "ToCountry": "US",
+    }  # fmt: skip
+    signed = signed_url + "".join(k + fields[k] for k in sorted(fields))
+    digest = hmac.new(token.encode(), signed.encode(), hashlib.sha1).digest()
+    return urlencode(fields).encode(), base64.b64encode(digest).decode()
+
+
+def payloads(
+    run_id: str, category: str, twilio: tuple[str, str] | None
+) -> Callable[[int], tuple[bytes, dict[str, str]]]:
+    """Request ``n``'s body and headers: a web-form JSON body, or a signed Twilio SMS."""
+    if twilio is None:
+        return lambda n: (form_body(n, run_id, category), HEADERS)
+    token, signed_url = twilio
+
+    def sms(n: int) -> tuple[bytes, dict[str, str]]:
+        body, signature = twilio_body(n, run_id, token, signed_url)
+        return body, {**FORM_HEADERS, "X-Twilio-Signature": signature}
+
+    return sms
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
@@ -210,21 +254,23 @@ def parse_response(buffer: bytearray) -> Response | None:
 
 
 async def raw_worker(
-    target: SplitResult, numbers: Iterator[int], run_id: str, category: str, tally: Tally
+    target: SplitResult,
+    numbers: Iterator[int],
+    make: Callable[[int], tuple[bytes, dict[str, str]]],
+    tally: Tally,
 ) -> None:
     loop = asyncio.get_running_loop()
     host, port = target.hostname or "127.0.0.1", target.port or 80
     path = target.path or "/"
     if target.query:
         path += "?" + target.query
-    head = f"POST {path} HTTP/1.1\r\nHost: {target.netloc}\r\n" + "".join(
-        f"{name}: {value}\r\n" for name, value in HEADERS.items()
-    )
+    head = f"POST {path} HTTP/1.1\r\nHost: {target.netloc}\r\n"
     conn: HttpConnection | None = None
     try:
         while (sent_at := time.perf_counter()) < tally.stop:
-            body = form_body(next(numbers), run_id, category)
-            request = f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
+            body, headers = make(next(numbers))
+            lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+            request = f"{head}{lines}Content-Length: {len(body)}\r\n\r\n".encode() + body
             try:
                 if conn is None or conn.closed:
                     _, conn = await loop.create_connection(HttpConnection, host, port)
@@ -255,14 +301,13 @@ async def aiohttp_worker(
     session: aiohttp.ClientSession,
     url: str,
     numbers: Iterator[int],
-    run_id: str,
-    category: str,
+    make: Callable[[int], tuple[bytes, dict[str, str]]],
     tally: Tally,
 ) -> None:
     while (sent_at := time.perf_counter()) < tally.stop:
-        body = form_body(next(numbers), run_id, category)
+        body, headers = make(next(numbers))
         try:
-            async with session.post(url, data=body, headers=HEADERS) as response:
+            async with session.post(url, data=body, headers=headers) as response:
                 payload = await response.read()
         except aiohttp.ClientError as exc:
             tally.record(sent_at, type(exc).__name__, str(exc))
@@ -278,24 +323,28 @@ async def aiohttp_worker(
 
 
 async def run(
-    url: str, clients: int, seconds: float, warmup: float, category: str, client: str
+    url: str,
+    clients: int,
+    seconds: float,
+    warmup: float,
+    category: str,
+    client: str,
+    twilio: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     target = check_loopback(url)
     now = time.perf_counter()
     tally = Tally(start=now + warmup, stop=now + warmup + seconds)
     numbers = iter(range(1, 1 << 62))
     run_id = uuid.uuid4().hex[:8]
+    make = payloads(run_id, category, twilio)
     async with contextlib.AsyncExitStack() as stack:
         if client == "aiohttp":
             session = await stack.enter_async_context(
                 aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients))
             )
-            coros = [
-                aiohttp_worker(session, url, numbers, run_id, category, tally)
-                for _ in range(clients)
-            ]
+            coros = [aiohttp_worker(session, url, numbers, make, tally) for _ in range(clients)]
         else:
-            coros = [raw_worker(target, numbers, run_id, category, tally) for _ in range(clients)]
+            coros = [raw_worker(target, numbers, make, tally) for _ in range(clients)]
         tasks = [asyncio.ensure_future(coro) for coro in coros]
         # Bounded: whatever has not answered GRACE_S after the window is abandoned.
         _, pending = await asyncio.wait(tasks, timeout=warmup + seconds + GRACE_S)
@@ -329,12 +378,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=2.0, help="uncounted lead-in")
     parser.add_argument("--category", default="Problema menor", help="form category field")
     parser.add_argument("--client", choices=("raw", "aiohttp"), default="raw")
+    parser.add_argument("--twilio-token", help="post Twilio-signed SMS signed with this token")
+    parser.add_argument("--twilio-url", help="the public URL the signature covers")
     args = parser.parse_args(argv)
     if args.clients < 1 or args.seconds <= 0 or args.warmup < 0:
         parser.error("--clients must be ≥ 1, --seconds > 0, --warmup ≥ 0")
     check_loopback(args.url)
     result = asyncio.run(
-        run(args.url, args.clients, args.seconds, args.warmup, args.category, args.client)
+        run(
+            args.url,
+            args.clients,
+            args.seconds,
+            args.warmup,
+            args.category,
+            args.client,
+            (args.twilio_token, args.twilio_url or args.url) if args.twilio_token else None,
+        )
     )
     print(json.dumps(result, ensure_ascii=False))
     return 0

@@ -1,8 +1,8 @@
 """Which acknowledgement a new case gets, or why it gets none (loop protection).
 
 The customer hears back on the channel they can be reached on: a Telegram message in its
-chat, else email when they gave an address, else SMS. Automatic messages and imports are
-never acknowledged; the reason is recorded on the case instead.
+chat, else email when they gave an address, else SMS. Automatic messages, imports and SMS
+that echo our own texts are never acknowledged; the reason is recorded on the case instead.
 """
 
 from __future__ import annotations
@@ -13,9 +13,20 @@ from datetime import datetime, timedelta
 from sqlalchemy.engine import Connection
 
 from cases.lookups import Work
+from cases.sms_echoes import suppress_echoes
 from cases.statements import ACKS_SENT
 from notifiers.outbox import OutboundRequest
 from routing.catalog import CatalogSnapshot
+
+
+def acknowledgements(
+    conn: Connection, work: list[Work], catalog: CatalogSnapshot, now: datetime
+) -> dict[Work, OutboundRequest | str | None]:
+    """Each message's acknowledgement or the reason it gets none (``acknowledgement_for``,
+    then SMS echoes of our own texts: ``cases.sms_echoes``)."""
+    wanted = {w: acknowledgement_for(w, catalog) for w in work}
+    suppress_echoes(conn, wanted, now)
+    return wanted
 
 
 def acknowledgement_for(w: Work, catalog: CatalogSnapshot) -> OutboundRequest | str | None:

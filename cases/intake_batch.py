@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.engine import Connection
 
-from cases.acks import AckLimiter, acknowledgement_for
+from cases.acks import AckLimiter, acknowledgements
 from cases.batch_locks import lock_threads
 from cases.bounces import mark_bounced
 from cases.catalog_state import CatalogInTransaction
@@ -321,7 +321,7 @@ class IntakeBatch(Executor):
             core_insert(conn, MessageRef.__table__, refs)
         events: list[dict[str, Any]] = []
         acks: list[OutboundRequest] = []
-        wanted = {w: acknowledgement_for(w, catalog) for w in ok}
+        wanted = acknowledgements(conn, ok, catalog, now)
         recipients = {a.recipient for a in wanted.values() if isinstance(a, OutboundRequest)}
         limiter = AckLimiter(conn, recipients, self.acks_per_day, now)
         for w in ok:

@@ -20,8 +20,10 @@ from cases.lookups import attachment_digests
 from config.http import BearerAuth, ReadinessCheck, health_routes, json_errors
 from config.seed import seed_catalog
 from config.settings import Settings
+from config.sms_intake_parts import sms_webhooks
 from config.writer_wiring import WriterSpec, process_runner
 from console.api import OpsApi
+from console.pages import Console, ConsoleConfig
 from console.reply_files import ReplyFiles
 from intake.accept import IntakeWriter
 from intake.api import ApiIntake
@@ -31,6 +33,7 @@ from intake.email.mailboxes import Mailbox, MailboxDirectory
 from intake.email.parse import ParseLimits
 from intake.email.parser_pool import ParserPool
 from intake.metrics import IntakeMetrics
+from intake.sms import SmsMetrics
 from intake.webform import WebFormConfig, WebFormIntake
 from notifiers.sms_callbacks import (
     SmsStatusCallbacks,
@@ -63,6 +66,7 @@ class Services:
     secret_key: bytes
     email: EmailIngest
     parser_pool: ParserPool | None = None
+    sms_metrics: SmsMetrics | None = None  # registered by the first app that mounts SMS
     readiness: dict[str, ReadinessCheck] = field(default_factory=dict)
 
     async def start_parser_pool(self) -> None:
@@ -254,6 +258,14 @@ def webform_config(services: Services) -> WebFormConfig:
     )
 
 
+def console_config(settings: Settings) -> ConsoleConfig:
+    return ConsoleConfig(
+        public_url=settings.http.public_url,
+        default_language=settings.intake.default_language,
+        trust_forwarded_for=settings.http.trust_forwarded_for,
+    )
+
+
 def sms_callbacks(services: Services) -> SmsStatusCallbacks:
     """The status webhooks of the SMS providers that are enabled."""
     s = services.settings
@@ -270,8 +282,11 @@ def sms_callbacks(services: Services) -> SmsStatusCallbacks:
 
 def build_http_app(services: Services) -> web.Application:
     auth = BearerAuth(services.db)
+    console = Console(services.db, services.writes, console_config(services.settings))
     app = web.Application(
-        middlewares=[json_errors, auth.middleware],
+        # The console's own (HTML errors, session and CSRF) run inside the API's, so a
+        # page under /console/ never answers with the API's JSON errors.
+        middlewares=[json_errors, auth.middleware, *console.middlewares()],
         client_max_size=services.settings.http.max_body_bytes,
     )
     form_config = webform_config(services)
@@ -304,8 +319,11 @@ def build_http_app(services: Services) -> web.Application:
             },
         ),
         sms_callbacks(services),
+        console,
     )
     app.add_routes(health_routes(services.db, services.registry, services.readiness))
     for part in parts:
         app.add_routes(part.routes())
+    for webhook in sms_webhooks(services, app):
+        app.add_routes(webhook.routes())
     return app

@@ -135,11 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     cli_ops.add_ops_parsers(sub)
-    from config import cli_catalog, cli_import, cli_templates
+    from config import cli_catalog, cli_import, cli_templates, cli_users
 
     cli_import.add_import_parsers(sub)
     cli_catalog.add_catalog_parsers(sub)
     cli_templates.add_templates_parsers(sub)
+    cli_users.add_users_parsers(sub)
     return parser
 
 

@@ -261,7 +261,9 @@ class Daemon:
             host, port = address[0], address[1]
             base = f"http://{host}:{port}"
             log.info(
-                "listening on %s — web form %s/form, API %s/api/v1/, metrics %s/metrics",
+                "listening on %s — web form %s/form, API %s/api/v1/, console %s/console/log, "
+                "metrics %s/metrics",
+                base,
                 base,
                 base,
                 base,

@@ -1,6 +1,7 @@
 """Builds what runs on the daemon's clock from the settings: the runners the scheduler
-pokes (the outbound log's retention; ``[log] keep_days = 0`` builds none) and the
-scheduler with its job table (``config.schedule``)."""
+pokes (the outbound log's retention; ``[log] keep_days = 0`` builds none), the runners
+that keep their own time (long SMS whose parts never all came) and the scheduler with
+its job table (``config.schedule``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 from config.app import Services
 from config.schedule import JobScheduler, job_table
 from config.settings import Settings
+from config.sms_intake_parts import stale_parts_runner
 from notifiers.retention import LogRetention, RetentionMetrics
 from plumbing.runner import Runner
 
@@ -39,4 +41,7 @@ def build_scheduled_parts(settings: Settings, services: Services) -> ScheduledPa
             grace_seconds=settings.daemon.shutdown_timeout_seconds,
         )
         runners["log retention"] = retention
+    stale_parts = stale_parts_runner(settings, services)
+    if stale_parts is not None:  # polls on its own: a long wait needs no clock job
+        runners["stale sms parts"] = stale_parts
     return ScheduledParts(JobScheduler(job_table(settings, log_retention=retention)), runners)

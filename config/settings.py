@@ -208,6 +208,15 @@ class GenericSmsSettings(SmsProviderSettings):
     success_codes: list[int] = [200, 201, 202]
     message_id_path: str = ""  # dotted path to the id in the JSON answer: "messages.0.id"
     from_number: str = ""
+    # Inbound (POST /webhooks/generic/sms), offered when inbound_secret is set: the
+    # gateway proves itself with the secret in a header, or an HMAC-SHA256 of the body.
+    inbound_secret: str = ""
+    inbound_secret_file: Path | None = None
+    inbound_auth: Literal["header", "hmac"] = "header"
+    inbound_header: str = ""  # default: X-Webhook-Secret (header) / X-Signature (hmac)
+    inbound_from_field: str = "from"
+    inbound_text_field: str = "text"
+    inbound_id_field: str = "id"
 
     @field_validator("body_template")
     @classmethod
@@ -229,6 +238,14 @@ class GenericSmsSettings(SmsProviderSettings):
 
 class SmsSettings(Section):
     default_region: str = "AR"
+    # Loop protection: a number that sends more than this many messages a minute has them
+    # recorded but not acknowledged (0: no limit). Counted per daemon.
+    max_messages_per_minute: int = Field(10, ge=0)
+    # Answer STOP/BAJA and START/ALTA with one SMS of our own. Twilio's long codes already
+    # answer the standard English keywords themselves (Advanced Opt-Out).
+    confirm_opt_out: bool = True
+    # A long SMS whose parts did not all arrive within this time is taken as it is.
+    parts_wait_minutes: float = Field(60.0, gt=0)
     twilio: TwilioSettings = TwilioSettings()
     vonage: VonageSettings = VonageSettings()
     generic: GenericSmsSettings = GenericSmsSettings()

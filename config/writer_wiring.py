@@ -20,6 +20,7 @@ from cases.catalog_edit import CatalogEditor
 from cases.catalog_import import CatalogImporter
 from cases.catalog_state import CatalogInTransaction
 from cases.chat_notices import ChatNotice, ChatNoticeWriter
+from cases.customers import AddIdentity, CustomerMerger, IdentityWriter, MergeCustomers
 from cases.edit import CaseUpdater, NoteWriter
 from cases.inbound_failures import FailedInboundRecorder
 from cases.intake_batch import IntakeBatch
@@ -40,6 +41,8 @@ from cases.operations import (
     UpdateCase,
 )
 from cases.replies import CaseReplier
+from cases.sms_opt_outs import OptOutWriter, SetSmsOptOut
+from cases.sms_parts import CollectSmsPart, FlushSmsParts, SmsPartCollector, SmsPartFlusher
 from cases.technician_channels import ChannelsWriter, SetTechnicianChannels
 from cases.threads import ThreadingPolicy
 from intake.attachments import AttachmentStore, BackgroundSync
@@ -69,6 +72,12 @@ from notifiers.templates import TemplateRenderer
 from routing.engine import RuleEngine
 from storage.auth import CreateToken, RevokeToken, TokenWriter
 from storage.checkpoints import CheckpointWriter, SaveCheckpoint
+from storage.console_sessions import (
+    CloseSession,
+    ConsoleSessionWriter,
+    OpenSession,
+    SetPassword,
+)
 from storage.operations import Executor, TransactionRunner
 from storage.saved_filters import DeleteFilter, FilterWriter, SaveFilter
 
@@ -110,6 +119,7 @@ class WriterSpec:
         )
         catalog_editor = CatalogEditor(catalogs)
         tokens = TokenWriter()
+        console_sessions = ConsoleSessionWriter()
         resends = ResendWriter(outbox, CurrentCaseContext(catalogs))
         filters = FilterWriter()
         return {
@@ -124,6 +134,9 @@ class WriterSpec:
             ImportCatalog: CatalogImporter(catalogs),
             CreateToken: tokens,
             RevokeToken: tokens,
+            SetPassword: console_sessions,
+            OpenSession: console_sessions,
+            CloseSession: console_sessions,
             SaveCheckpoint: CheckpointWriter(),
             ClaimDue: Claimer(Suppression(self.own_mailboxes)),
             RecordAttempt: AttemptRecorder(NextChannel(outbox)),
@@ -137,9 +150,14 @@ class WriterSpec:
             StartResendJob: JobStarter(),
             ResendStep: StepRunner(resends),
             CancelJob: JobCanceller(),
+            AddIdentity: IdentityWriter(),
+            MergeCustomers: CustomerMerger(),
             SaveFilter: filters,
             DeleteFilter: filters,
             PruneLog: LogPruner(),
+            SetSmsOptOut: OptOutWriter(outbox),
+            CollectSmsPart: SmsPartCollector(intake),
+            FlushSmsParts: SmsPartFlusher(intake),
             ChatNotice: ChatNoticeWriter(outbox),
         }
 

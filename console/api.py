@@ -48,7 +48,7 @@ class OpsApi:
         self.public_url = public_url.rstrip("/")
         self.parts = (
             CasesApi(db, writes, reply_files),
-            PeopleApi(db, writes, forget_token),
+            PeopleApi(db, writes, forget_token, sms_region),
             CatalogApi(catalog, writes),
             TechnicianChannelsApi(db, writes, sms_region, push_kinds or {}),
             LogApi(db, writes),

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from cases.customers import AddIdentity, MergeCustomers, checked_identity
 from console import schemas, serialize
 from console.endpoints import PAGING, Answer, Endpoint, Param, query
 from console.http_json import error, ok, parse_limit, path_id, read_model, single_params
@@ -27,12 +28,18 @@ ID = Param("id", "path", {"type": "integer"}, "the id", True, 1)
 
 class PeopleApi:
     def __init__(
-        self, db: Database, writes: WritePath, forget_token: Callable[[int], None]
+        self,
+        db: Database,
+        writes: WritePath,
+        forget_token: Callable[[int], None],
+        sms_region: str = "AR",
     ) -> None:
-        """``forget_token`` drops a revoked token from the auth cache at once."""
+        """``forget_token`` drops a revoked token from the auth cache at once;
+        ``sms_region`` reads phone numbers written without a country code."""
         self.db = db
         self.writes = writes
         self.forget_token = forget_token
+        self.sms_region = sms_region
 
     def endpoints(self) -> list[Endpoint]:
         return [
@@ -47,6 +54,18 @@ class PeopleApi:
                 "One customer: identities and open cases", "customers",
                 {200: Answer("the customer", schemas.CustomerDetail)}, READ_ROLES,
                 params=(ID,),
+            ),
+            Endpoint(
+                "POST", "/api/v1/customers/{id}/identities", self.add_identity,
+                "Recognise the customer by one more email, phone or Telegram user",
+                "customers", {201: Answer("the customer", schemas.CustomerDetail)},
+                READ_ROLES, body=schemas.IdentityIn, params=(ID,), errors=(409,),
+            ),
+            Endpoint(
+                "POST", "/api/v1/customers/{id}/merge", self.merge,
+                "Merge this customer into another: cases, identities and messages move",
+                "customers", {200: Answer("the customer that remains", schemas.CustomerDetail)},
+                ("ops",), body=schemas.CustomerMergeIn, params=(ID,),
             ),
             Endpoint(
                 "GET", "/api/v1/customers/{id}/timeline", self.timeline,
@@ -93,6 +112,31 @@ class PeopleApi:
         if detail is None:
             raise error(404, "not_found", f"no customer {customer_id}")
         return ok(serialize.customer_detail(detail))
+
+    async def add_identity(self, request: web.Request) -> web.Response:
+        principal = principal_of(request).require(*READ_ROLES)
+        single_params(request, frozenset())
+        body = await read_model(request, schemas.IdentityIn)
+        value = checked_identity(body.kind, body.value, self.sms_region)
+        customer_id: int = await self.writes.submit(
+            AddIdentity(path_id(request), body.kind, value, principal.name)
+        )
+        return await self._customer(customer_id, 201)
+
+    async def merge(self, request: web.Request) -> web.Response:
+        principal = principal_of(request).require("ops")
+        single_params(request, frozenset())
+        body = await read_model(request, schemas.CustomerMergeIn)
+        remaining: int = await self.writes.submit(
+            MergeCustomers(path_id(request), body.into, principal.name)
+        )
+        return await self._customer(remaining)
+
+    async def _customer(self, customer_id: int, status: int = 200) -> web.Response:
+        detail = await self.db.read(get_customer, customer_id)
+        if detail is None:
+            raise error(404, "not_found", f"no customer {customer_id}")
+        return ok(serialize.customer_detail(detail), status)
 
     async def timeline(self, request: web.Request) -> web.Response:
         principal_of(request).require(*READ_ROLES)

@@ -87,6 +87,15 @@ class MergeIn(Strict):
     into: str = Field(min_length=1, max_length=40)
 
 
+class IdentityIn(Strict):
+    kind: Literal["email", "phone", "telegram"]
+    value: str = Field(min_length=1, max_length=320)
+
+
+class CustomerMergeIn(Strict):
+    into: int = Field(ge=1, le=2**62)  # the customer that remains
+
+
 class CustomerRef(BaseModel):
     id: int
     name: str

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -29,6 +28,7 @@ from notifiers.receipts import ApplyReceipt, ReceiptResult
 from notifiers.sms_signatures import twilio_valid, vonage_valid
 from notifiers.sms_twilio import STATUS_CALLBACK_PATH
 from notifiers.sms_vonage import RECEIPT_PATH
+from plumbing.webhook_requests import webhook_params
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class SmsStatusCallbacks:
 
     async def vonage_receipt(self, request: web.Request) -> web.Response:
         assert self.vonage is not None
-        params = await _vonage_params(request)
+        params = await webhook_params(request)
         cfg = self.vonage
         if cfg.signature_secret:
             if not vonage_valid(params, cfg.signature_secret, cfg.signature_method):
@@ -138,26 +138,6 @@ class SmsStatusCallbacks:
             one_id_per_message=False,  # each part of a long text has its own id
         )
         return _answer(await self.writes.submit(receipt))
-
-
-async def _vonage_params(request: web.Request) -> dict[str, str]:
-    """A receipt's fields: the query of a GET, the form or JSON body of a POST (as the
-    webhook's method is set in Vonage's dashboard)."""
-    params: dict[str, str] = dict(request.query)
-    if request.method == "POST":
-        body: Mapping[str, Any]
-        if request.content_type == "application/json":
-            try:
-                data = await request.json()
-            except ValueError:
-                raise web.HTTPBadRequest(text="the body is not JSON") from None
-            if not isinstance(data, dict):
-                raise web.HTTPBadRequest(text="the body is not a JSON object")
-            body = data
-        else:
-            body = await request.post()
-        params.update({k: v if isinstance(v, str) else str(v) for k, v in body.items()})
-    return params
 
 
 def _answer(result: ReceiptResult) -> web.Response:

@@ -1,65 +1,23 @@
-"""Checking that a webhook really comes from the SMS provider.
+"""The SMS providers' webhook signatures, for the notifiers' side (status callbacks).
 
-Twilio (``X-Twilio-Signature``, "Webhooks security" in Twilio's docs): the full URL
-Twilio requested, followed by every POST parameter sorted by name (and the values of a
-repeated name sorted too) as name+value with no delimiters, signed with HMAC-SHA1 keyed
-by the account's auth token, Base64-encoded.
-
-Vonage (``sig``, "Signing messages" in Vonage's docs): every parameter but ``sig``,
-sorted by name, as ``&name=value`` with ``&`` and ``=`` in values replaced by ``_``;
-``md5hash`` appends the signature secret and takes MD5, the HMAC methods (md5, sha1,
-sha256, sha512) key an HMAC with the secret; the hex digest is compared without regard
-to case.
-
-Both comparisons run in constant time.
+The algorithms live in ``plumbing.webhook_signatures``, a leaf module that both the
+notifiers and the SMS intake use without importing each other.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-from collections.abc import Iterable, Mapping
+from plumbing.webhook_signatures import (
+    VONAGE_METHODS,
+    twilio_signature,
+    twilio_valid,
+    vonage_signature,
+    vonage_valid,
+)
 
-VONAGE_METHODS = ("md5hash", "md5", "sha1", "sha256", "sha512")
-
-
-def twilio_signature(url: str, params: Iterable[tuple[str, str]], auth_token: str) -> str:
-    grouped: dict[str, list[str]] = {}
-    for name, value in params:
-        grouped.setdefault(name, []).append(value)
-    signed = url + "".join(
-        name + value for name in sorted(grouped) for value in sorted(set(grouped[name]))
-    )
-    digest = hmac.new(auth_token.encode(), signed.encode(), hashlib.sha1).digest()
-    return base64.b64encode(digest).decode("ascii")
-
-
-def twilio_valid(
-    url: str, params: Iterable[tuple[str, str]], auth_token: str, signature: str | None
-) -> bool:
-    if not signature or not auth_token:
-        return False
-    expected = twilio_signature(url, params, auth_token)
-    return hmac.compare_digest(expected.encode(), signature.encode())
-
-
-def vonage_signature(params: Mapping[str, str], secret: str, method: str) -> str:
-    signed = "".join(
-        f"&{name}={params[name].replace('&', '_').replace('=', '_')}"
-        for name in sorted(params)
-        if name != "sig"
-    )
-    if method == "md5hash":
-        return hashlib.md5((signed + secret).encode(), usedforsecurity=False).hexdigest()
-    if method not in VONAGE_METHODS:
-        raise ValueError(f"unknown signature method {method!r}")
-    return hmac.new(secret.encode(), signed.encode(), method).hexdigest()
-
-
-def vonage_valid(params: Mapping[str, str], secret: str, method: str) -> bool:
-    signature = params.get("sig")
-    if not signature or not secret:
-        return False
-    expected = vonage_signature(params, secret, method)
-    return hmac.compare_digest(expected.lower().encode(), signature.lower().encode())
+__all__ = [
+    "VONAGE_METHODS",
+    "twilio_signature",
+    "twilio_valid",
+    "vonage_signature",
+    "vonage_valid",
+]

@@ -1,7 +1,9 @@
 """Messages that must not leave, and why: checked when a row is claimed, so a change made
 after it was queued (an SMS opt-out, a mailbox added) still holds it back.
 
-- an address that opted out of the channel (``opt_outs``: STOP/BAJA by SMS);
+- an address that opted out of the channel (``opt_outs``: STOP/BAJA by SMS), except the
+  one confirmation of that opt-out (``OPT_OUT_CONFIRMATIONS``): carriers' rules expect a
+  single reply saying the number will get nothing more;
 - an email to one of our own mailboxes (loop protection: our mail would come back in as a
   new message);
 - a row with no usable address.
@@ -17,6 +19,9 @@ from sqlalchemy.engine import Connection
 
 from storage.models import OptOut
 
+# Templates that reach a number that opted out: the confirmation that it did.
+OPT_OUT_CONFIRMATIONS = frozenset({"optout_sms"})
+
 
 class _Claimed(Protocol):
     @property
@@ -25,6 +30,8 @@ class _Claimed(Protocol):
     def channel(self) -> str: ...
     @property
     def recipient(self) -> str: ...
+    @property
+    def template(self) -> str: ...
 
 
 class Suppression:
@@ -58,7 +65,8 @@ class Suppression:
             ):
                 found.add((r.channel, r.address))
             for row in rows:
-                if (row.channel, row.recipient) in found and row.id not in held:
+                exempt = row.template in OPT_OUT_CONFIRMATIONS
+                if (row.channel, row.recipient) in found and row.id not in held and not exempt:
                     held[row.id] = f"{row.recipient} opted out of {row.channel} messages"
         return held
 

@@ -62,11 +62,14 @@ NOTICES: dict[str, tuple[str, tuple[str, ...]]] = {
     "status": ("customer", ("email", "sms", "telegram")),  # the case's status changed
     "reply": ("customer", ("email", "sms", "telegram")),  # an agent's answer
     "watch": ("watcher", ("email",)),  # an internal note, to those following the case
+    "optout": ("customer", ("sms",)),  # STOP/BAJA by SMS: nothing more will be sent
+    "optin": ("customer", ("sms",)),  # START/ALTA by SMS: messages will be sent again
     "welcome": ("customer", ("telegram",)),  # a new chat's /start: how to ask for help
     "group_declined": ("customer", ("telegram",)),  # a group chat: write to us privately
 }
-# Notices sent to a chat before or outside any case (cases.chat_notices): no case number.
-CASELESS = frozenset({"welcome", "group_declined"})
+# Notices about no case: the number itself (SMS opt-out/in), a chat's greeting or refusal
+# (cases.chat_notices).
+CASELESS = frozenset({"optout", "optin", "welcome", "group_declined"})
 REQUIRED = ("case_number", "title", "text")  # strict: a template using one needs it
 OPTIONAL: dict[str, str] = {key: "" for key in CONTEXT if key not in REQUIRED}
 

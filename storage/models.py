@@ -580,3 +580,32 @@ class ImapCheckpoint(Base):
     uidvalidity: Mapped[int] = mapped_column(BigInteger)
     last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SmsPart(Base):
+    """One part of a long SMS that arrived as several (Vonage's ``concat-ref``), kept until
+    every part is here and they become one inbound message.
+
+    Parts come in separate requests, possibly to different daemons, and each is answered
+    only once stored, so the set is assembled here rather than in memory. A joined part
+    keeps ``inbound_id`` (the message it became) for a while, so that a provider's retry
+    of a part is recognised as a repeat and not the start of a new message.
+    """
+
+    __tablename__ = "sms_parts"
+    __table_args__ = (
+        UniqueConstraint("provider", "message_id", name="uq_sms_parts_provider_message_id"),
+        Index("ix_sms_parts_group", "provider", "sender", "concat_ref"),
+        Index("ix_sms_parts_received", "received_at"),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    message_id: Mapped[str] = mapped_column(String(200))  # the provider's id of this part
+    sender: Mapped[str] = mapped_column(String(32))  # E.164
+    concat_ref: Mapped[str] = mapped_column(String(40))
+    total: Mapped[int] = mapped_column(Integer)
+    part: Mapped[int] = mapped_column(Integer)  # 1-based
+    text: Mapped[str] = mapped_column(Text, default="")
+    raw: Mapped[bytes] = mapped_column(LargeBinary)  # the request's fields, as JSON
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    inbound_id: Mapped[int | None] = mapped_column(ForeignKey("inbound.id"))

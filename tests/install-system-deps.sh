@@ -7,6 +7,8 @@ needed=()
 command -v systemd-analyze >/dev/null 2>&1 || needed+=(systemd)
 # Dovecot lives in /usr/sbin, which a non-login PATH may lack.
 PATH="$PATH:/usr/sbin:/sbin" command -v dovecot >/dev/null || needed+=(dovecot-imapd)
+# The console's browser tests drive Debian's Chromium at this path (never a downloaded one).
+[ -x /usr/bin/chromium ] || needed+=(chromium)
 if [ ${#needed[@]} -eq 0 ]; then
   exit 0
 fi
