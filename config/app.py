@@ -21,6 +21,7 @@ from config.http import BearerAuth, ReadinessCheck, health_routes, json_errors
 from config.seed import seed_catalog
 from config.settings import Settings
 from config.sms_intake_parts import sms_webhooks
+from config.telegram_parts import telegram_replay
 from config.writer_wiring import WriterSpec, process_runner
 from console.api import OpsApi
 from console.pages import Console, ConsoleConfig
@@ -183,6 +184,8 @@ async def open_services(
         case_per_area=settings.smtp.multi_mailbox == "case_per_area",
     )
     writer.reparsers["email"] = email.reparse
+    if settings.telegram.enabled and settings.telegram.intake:
+        writer.reparsers["telegram"] = telegram_replay(settings, store)
     return Services(
         settings=settings,
         db=db,

@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from telegram import Bot
 from telegram.ext import Application, ApplicationBuilder
 from telegram.request import HTTPXRequest
 
@@ -19,6 +20,7 @@ from intake.telegram import TelegramTranslator, TranslateOptions
 from intake.telegram_files import FileLimits, TelegramFiles
 from intake.telegram_loops import ChatLoopGuard
 from intake.telegram_poll import TelegramPoller, UpdatesRequest
+from intake.telegram_replay import TelegramReplay
 from intake.telegram_updates import TelegramUpdates
 from intake.telegram_webhook import PATH, TelegramWebhook
 from notifiers.telegram import URL_LOGGERS, TokenRedactor
@@ -111,6 +113,31 @@ class TelegramParts:
             await self.webhook.stop()
 
 
+def file_limits(settings: Settings) -> FileLimits:
+    intake = settings.intake
+    return FileLimits(
+        max_attachments=intake.max_attachments,
+        max_attachment_bytes=intake.max_attachment_bytes,
+        max_total_attachment_bytes=intake.max_total_attachment_bytes,
+    )
+
+
+def translate_options(settings: Settings) -> TranslateOptions:
+    return TranslateOptions(settings.intake.default_language, settings.sms.default_region)
+
+
+def telegram_replay(settings: Settings, store: AttachmentStore) -> TelegramReplay:
+    """What ``ventanilla inbound retry`` translates a kept Telegram update with."""
+    base = settings.telegram.api_base_url.rstrip("/")
+
+    def make_bot() -> Bot:
+        return Bot(
+            settings.telegram.token, base_url=f"{base}/bot", base_file_url=f"{base}/file/bot"
+        )
+
+    return TelegramReplay(make_bot, store, file_limits(settings), translate_options(settings))
+
+
 def build_telegram_parts(
     settings: Settings, writer: IntakeWriter, store: AttachmentStore, db: Database
 ) -> TelegramParts:
@@ -123,18 +150,8 @@ def build_telegram_parts(
     )
     app = build_application(settings, polls)
     intake = settings.intake
-    files = TelegramFiles(
-        app.bot,
-        store,
-        FileLimits(
-            max_attachments=intake.max_attachments,
-            max_attachment_bytes=intake.max_attachment_bytes,
-            max_total_attachment_bytes=intake.max_total_attachment_bytes,
-        ),
-    )
-    translator = TelegramTranslator(
-        files, TranslateOptions(intake.default_language, settings.sms.default_region)
-    )
+    files = TelegramFiles(app.bot, store, file_limits(settings))
+    translator = TelegramTranslator(files, translate_options(settings))
     updates = TelegramUpdates(
         app,
         writer,
