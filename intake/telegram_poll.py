@@ -127,31 +127,44 @@ class TelegramPoller:
                 return
         offset: int | None = None
         while not self.link.stopping.is_set():
-            fetched = await self._fetch(offset)
-            if fetched is None:
-                continue
-            fetched_at = time.perf_counter()
-            if not fetched:
-                self.link.succeeded()
-                continue
-            raws = self.raw_source.raw_updates() if self.raw_source is not None else {}
-            outcomes = await self.updates.process_batch(fetched, raws)
-            offset, pending = _next_offset(fetched, outcomes)
-            self.status.offset = offset
-            if self.on_batch is not None:
-                self.on_batch(fetched, fetched_at)
-            if pending is not None:
-                # Not stored: ask again after a pause (a file, or the database, to recover).
-                self.status.last_error = f"update {pending.detail}"
+            try:
+                offset = await self._round(offset)
+            except TokenRejected:
+                raise
+            except Exception as exc:
+                # A bug must not stop Telegram for good (nor, through the TaskGroup, the
+                # daemon): the batch is not confirmed and is asked for again.
+                log.exception("telegram: polling failed; retrying")
                 self.status.state = "retrying"
-                await self.link.pause(
-                    pending.retry_after
-                    if pending.retry_after is not None
-                    else self.link.next_delay()
-                )
-            else:
-                self.link.succeeded()
+                self.status.last_error = f"{type(exc).__name__}: {exc}"
+                await self.link.pause(self.link.next_delay())
         await self._confirm(offset)
+
+    async def _round(self, offset: int | None) -> int | None:
+        """One getUpdates and its batch stored; the offset to ask with next."""
+        fetched = await self._fetch(offset)
+        if fetched is None:
+            return offset
+        fetched_at = time.perf_counter()
+        if not fetched:
+            self.link.succeeded()
+            return offset
+        raws = self.raw_source.raw_updates() if self.raw_source is not None else {}
+        outcomes = await self.updates.process_batch(fetched, raws)
+        next_offset, pending = _next_offset(fetched, outcomes)
+        self.status.offset = next_offset
+        if self.on_batch is not None:
+            self.on_batch(fetched, fetched_at)
+        if pending is not None:
+            # Not stored: ask again after a pause (a file, or the database, to recover).
+            self.status.last_error = f"update {pending.detail}"
+            self.status.state = "retrying"
+            await self.link.pause(
+                pending.retry_after if pending.retry_after is not None else self.link.next_delay()
+            )
+        else:
+            self.link.succeeded()
+        return next_offset
 
     async def _fetch(self, offset: int | None) -> list[Update] | None:
         """One getUpdates (cut short by a stop); None after a failure or a stop."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from typing import Any
 
 import pytest
 
@@ -324,3 +325,30 @@ async def test_groups_when_allowed_are_stored_and_answered_in_the_group(
     found = {(i.kind, i.value) for i in await identities(services)}
     assert found == {("telegram", str(ANA["id"]))}  # the customer is who wrote
     assert case.number in ack.body
+
+
+async def test_an_unexpected_error_does_not_stop_polling(
+    services: Services, fake: tuple[FakeBotApi, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    api, _ = fake
+    update = api.text("¿Siguen ahí?")
+    parts = parts_of(services)
+    assert parts.poller is not None
+    updates = parts.poller.updates
+    real = updates.process_batch
+    calls = 0
+
+    async def flaky(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a bug in the batch")
+        return await real(*args, **kwargs)
+
+    updates.process_batch = flaky  # type: ignore[method-assign]
+    with caplog.at_level(logging.ERROR, logger="intake.telegram_poll"):
+        async with running(parts):
+            await eventually(lambda: drained(api))
+    assert "polling failed; retrying" in caplog.text
+    assert api.offsets[:2] == [None, None]  # not confirmed by the failed round
+    assert api.confirmed == update["update_id"] + 1 and len(await inbound(services)) == 1
