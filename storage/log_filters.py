@@ -189,7 +189,7 @@ def conditions(conn: Connection, f: LogFilters) -> list[ColumnElement[bool]]:
     if f.until is not None:
         conds.append(column < f.until)
     if f.q:
-        conds.append(matches(conn.dialect.name, f.q, n.id))
+        conds.append(matches(conn, f.q, n.id))
     if f.technician_id is not None:
         conds.append(n.case_id.in_(select(Case.id).where(Case.assignee_id == f.technician_id)))
     return conds
