@@ -223,10 +223,10 @@ def list_statement(
     benchmark or an operator explains)."""
     if not 1 <= limit <= MAX_LIMIT:
         raise QueryError("limit", f"limit must be between 1 and {MAX_LIMIT}")
-    conds = conditions(conn, filters)
+    at, row_id = decode_cursor(cursor) if cursor else (None, None)
+    conds = conditions(conn, filters, row_id if order == "newest" else None)
     column = time_column(filters)
-    if cursor:
-        at, row_id = decode_cursor(cursor)
+    if at is not None and row_id is not None:
         conds.append(_after(column, at, row_id, order))
     keys = (column.desc(), Notification.id.desc()) if order == "newest" else (
         column.asc(), Notification.id.asc())  # fmt: skip
