@@ -11,8 +11,8 @@ Stored, the document is computed once per write, and the GIN index is over the c
   stored; not in the models, like the rest of the full-text index (``storage.migrate``).
 - ``ix_notifications_fts_document``: GIN over it; replaces ``ix_notifications_fts``.
 
-Adding the column rewrites the table (a minute or so per million rows, during which the
-table is locked). SQLite is unchanged: its FTS5 table is the index.
+Adding the column rewrites the table, locked meanwhile (3.5 minutes for a million rows on a
+busy 2-core machine, bench/log.py). SQLite is unchanged: its FTS5 table is the index.
 
 Revision ID: 0011
 Revises: 0010
