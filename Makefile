@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/intake_smtp.py --rounds 3
 	$(BIN)/python bench/sms_intake.py --rounds 3
 	$(BIN)/python bench/dispatch.py --rounds 3
+	$(BIN)/python bench/log.py
 
 ## bench-pg: the HTTP intake benchmark against the local PostgreSQL (a scratch database)
 bench-pg: $(STAMP)
