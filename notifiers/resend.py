@@ -15,7 +15,7 @@ and answers the winner's row (``failed``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,8 +29,10 @@ from storage.bulk import core_insert
 from storage.models import Notification, TechnicianChannel
 from storage.operations import Executor, OperationRefused, WriteContext
 
-# The case's current facts for rendering again: (conn, case id, ctx) → context, or None.
-CaseContext = Callable[[Connection, int, WriteContext], dict[str, Any] | None]
+# The cases' current facts for rendering again: (conn, case ids, ctx) → each case's
+# context by id (a case that is gone is left out). One call per batch of originals: a bulk
+# resend's step renders hundreds of rows, mostly of different cases.
+CaseContext = Callable[[Connection, Collection[int], WriteContext], dict[int, dict[str, Any]]]
 
 STILL_QUEUED = "still queued"
 OPTED_OUT = "opted out"
@@ -99,11 +101,15 @@ class ResendWriter:
         their reasons, and the new row's id when there is exactly one."""
         skipped = self._skipped(conn, originals, keys)
         rows = []
-        contexts: dict[int, dict[str, Any] | None] = {}
+        contexts: dict[int, dict[str, Any]] = {}
+        if not as_sent and self.case_context is not None:
+            cases = {o.case_id for o in originals if o.id not in skipped and o.case_id is not None}
+            if cases:
+                contexts = self.case_context(conn, cases, ctx)
         for original in originals:
             if original.id in skipped:
                 continue
-            row = self._row(conn, original, requested_by, reason, as_sent, ctx, contexts)
+            row = self._row(original, requested_by, reason, as_sent, ctx, contexts)
             row["idempotency_key"] = keys.get(original.id)
             rows.append(row)
         if len(rows) == 1:
@@ -155,19 +161,16 @@ class ResendWriter:
 
     def _row(
         self,
-        conn: Connection,
         original: Any,
         requested_by: str,
         reason: str | None,
         as_sent: bool,
         ctx: WriteContext,
-        contexts: dict[int, dict[str, Any] | None],
+        contexts: dict[int, dict[str, Any]],
     ) -> dict[str, Any]:
         context = dict(original.context or {})
-        if not as_sent and original.case_id is not None and self.case_context is not None:
-            if original.case_id not in contexts:
-                contexts[original.case_id] = self.case_context(conn, original.case_id, ctx)
-            context.update(contexts[original.case_id] or {})
+        if not as_sent and original.case_id is not None:
+            context.update(contexts.get(original.case_id) or {})
         headers = dict(original.headers or {})
         request = OutboundRequest(
             original.channel, original.template, original.language, original.recipient,

@@ -160,9 +160,13 @@ def time_column(filters: LogFilters) -> Any:
     return Notification.sent_at if filters.time == "sent" else Notification.created_at
 
 
-def conditions(conn: Connection, f: LogFilters) -> list[ColumnElement[bool]]:
+def conditions(
+    conn: Connection, f: LogFilters, search_below: int | None = None
+) -> list[ColumnElement[bool]]:
     """The SQL conditions of ``f`` (ANDed by the caller). An unknown case number raises
-    QueryError: a typo should not look like an empty log."""
+    QueryError: a typo should not look like an empty log. ``search_below``: for a page of
+    the list newest first, the id of the row it starts after, where a search's matches
+    are looked for first (``storage.search_sql``)."""
     n = Notification
     conds: list[ColumnElement[bool]] = []
     if f.channel:
@@ -200,7 +204,7 @@ def conditions(conn: Connection, f: LogFilters) -> list[ColumnElement[bool]]:
     if f.until is not None:
         conds.append(column < f.until)
     if f.q:
-        conds.append(matches(conn.dialect.name, f.q, n.id))
+        conds.append(matches(conn, f.q, n.id, search_below))
     if f.technician_id is not None:
         conds.append(n.case_id.in_(select(Case.id).where(Case.assignee_id == f.technician_id)))
     return conds

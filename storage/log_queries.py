@@ -211,6 +211,28 @@ def _after(column: Any, at: datetime, row_id: int, order: Order) -> Any:
     return and_(column >= at, or_(column > at, Notification.id > row_id))
 
 
+def list_statement(
+    conn: Connection,
+    filters: LogFilters,
+    limit: int = 50,
+    cursor: str | None = None,
+    order: Order = "newest",
+) -> AnySelect:
+    """The SELECT of one page of the list: ``limit + 1`` rows past ``cursor``, so that the
+    extra row tells whether there are more (what ``list_notifications`` runs, and what a
+    benchmark or an operator explains)."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise QueryError("limit", f"limit must be between 1 and {MAX_LIMIT}")
+    at, row_id = decode_cursor(cursor) if cursor else (None, None)
+    conds = conditions(conn, filters, row_id if order == "newest" else None)
+    column = time_column(filters)
+    if at is not None and row_id is not None:
+        conds.append(_after(column, at, row_id, order))
+    keys = (column.desc(), Notification.id.desc()) if order == "newest" else (
+        column.asc(), Notification.id.asc())  # fmt: skip
+    return _item_select(column.label("_key")).where(*conds).order_by(*keys).limit(limit + 1)
+
+
 def list_notifications(
     conn: Connection,
     filters: LogFilters,
@@ -218,16 +240,7 @@ def list_notifications(
     cursor: str | None = None,
     order: Order = "newest",
 ) -> Page[LogItem]:
-    if not 1 <= limit <= MAX_LIMIT:
-        raise QueryError("limit", f"limit must be between 1 and {MAX_LIMIT}")
-    conds = conditions(conn, filters)
-    column = time_column(filters)
-    if cursor:
-        at, row_id = decode_cursor(cursor)
-        conds.append(_after(column, at, row_id, order))
-    keys = (column.desc(), Notification.id.desc()) if order == "newest" else (
-        column.asc(), Notification.id.asc())  # fmt: skip
-    stmt = _item_select(column.label("_key")).where(*conds).order_by(*keys).limit(limit + 1)
+    stmt = list_statement(conn, filters, limit, cursor, order)
     rows = list(conn.execute(stmt).all())
     more = len(rows) > limit
     rows = rows[:limit]

@@ -18,9 +18,9 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 # Made by migrations in raw SQL, not described by the models: the full-text index of the
-# outbound log (an FTS5 table and its shadow tables on SQLite, an expression index on
-# PostgreSQL; storage.search_sql).
-UNMODELLED_PREFIXES = ("notifications_fts", "ix_notifications_fts")
+# outbound log (an FTS5 table and its shadow tables on SQLite; on PostgreSQL the stored
+# document column and its GIN index; storage.search_sql).
+UNMODELLED_PREFIXES = ("notifications_fts", "ix_notifications_fts", "fts_document")
 
 
 def modelled(_obj: object, name: str | None, _type: str, _reflected: bool, _to: object) -> bool:
