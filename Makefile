@@ -43,7 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/sms_intake.py --rounds 3
 	$(BIN)/python bench/dispatch.py --rounds 3
 	$(BIN)/python bench/log.py
-	$(BIN)/python bench/telegram.py --rounds 3
+	$(BIN)/python bench/telegram_intake.py --rounds 3
 
 ## bench-pg: the HTTP intake benchmark against the local PostgreSQL (a scratch database)
 bench-pg: $(STAMP)

@@ -1,6 +1,6 @@
 """Telegram intake benchmark: ``ventanilla serve`` long-polling the loopback Bot API.
 
-    .venv/bin/python bench/telegram.py [--updates 10000] [--users 1000] [--photo-every 50]
+    .venv/bin/python bench/telegram_intake.py [--updates 10000] [--users 1000] [--photo-every 50]
         [--rounds 1] [--database postgresql+asyncpg://postgres@127.0.0.1:5432/postgres]
 
 Each round migrates a fresh database (a temp SQLite file, or a new PostgreSQL database),
@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"p95 {c['to_commit_ms']['p95']:.0f} ms; daemon/ceiling {record['ratio']:.2f}"
             )
     except BenchError as exc:
-        print(f"bench/telegram.py: {exc}", file=sys.stderr)
+        print(f"bench/telegram_intake.py: {exc}", file=sys.stderr)
         return 1
     summary = {
         "updates_per_second": statistics.median(r["updates_per_second"] for r in rounds),
