@@ -6,6 +6,8 @@ The same shapes serve the API, ``ventanilla log … --json`` and the console pag
 
 from __future__ import annotations
 
+from dataclasses import fields
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
@@ -214,22 +216,12 @@ def message_headers(detail: LogDetail) -> dict[str, Any]:
     return headers
 
 
-def _attempt(a: AttemptRow) -> dict[str, Any]:
+def _plain(row: AttemptRow | ChainLink) -> dict[str, Any]:
+    """A result row's fields as JSON values (datetimes in ISO 8601)."""
     return {
-        "id": a.id, "started_at": iso(a.started_at), "duration_ms": a.duration_ms,
-        "outcome": a.outcome, "provider": a.provider, "provider_code": a.provider_code,
-        "provider_response": a.provider_response,
-        "provider_message_id": a.provider_message_id, "error": a.error,
-        "possible_duplicate": a.possible_duplicate, "dispatcher": a.dispatcher,
-    }  # fmt: skip
-
-
-def _link(c: ChainLink) -> dict[str, Any]:
-    return {
-        "id": c.id, "status": c.status, "trigger": c.trigger,
-        "created_at": iso(c.created_at), "sent_at": iso(c.sent_at),
-        "requested_by": c.requested_by, "reason": c.reason, "resend_of": c.resend_of,
-    }  # fmt: skip
+        f.name: iso(v) if isinstance(v := getattr(row, f.name), datetime) else v
+        for f in fields(row)
+    }
 
 
 def log_detail(detail: LogDetail) -> dict[str, Any]:
@@ -251,8 +243,8 @@ def log_detail(detail: LogDetail) -> dict[str, Any]:
         "provider_id": detail.provider_id,
         "last_error": detail.last_error,
         "case_ref": case_ref,
-        "delivery_attempts": [_attempt(a) for a in detail.attempt_log],
-        "chain": [_link(c) for c in detail.chain],
+        "delivery_attempts": [_plain(a) for a in detail.attempt_log],
+        "chain": [_plain(c) for c in detail.chain],
     }
 
 
